@@ -1,0 +1,209 @@
+"""Loading a task's rows through ``datasets``, from the hub or a local file.
+
+Both paths go through ``datasets.load_dataset``: a hub id (config, split, revision, the
+user's token for gated sets) or a local jsonl/json/parquet/csv file (``--data PATH``).
+Once a source has been loaded, its rows are kept in a small cache keyed by what identifies
+the source exactly (hub id + config + split + revision, or the file's sha256), so reruns and
+offline machines do not pay ``datasets``' import and preparation again. The fingerprint of
+every load is recorded in the run manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from evals.errors import DataError
+from evals.records import Sample
+from evals.registry import Task
+
+__all__ = ["LoadedData", "cache_dir", "load_task_data"]
+
+_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+_MAX_REPORTED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedData:
+    """A task's samples and where they came from.
+
+    Attributes:
+        samples: the problems, in dataset order (after ``limit``).
+        source: ``"hub:ID (config C, split S, revision R)"`` or the local file's path.
+        fingerprint: sha256 of the file, or of the hub rows as loaded.
+        rows: rows in the source (before ``limit``).
+    """
+
+    samples: list[Sample]
+    source: str
+    fingerprint: str
+    rows: int
+
+
+def cache_dir() -> Path:
+    """``$EVALS_CACHE_DIR``, else ``~/.cache/evals``."""
+    root = os.environ.get("EVALS_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "evals"
+
+
+def _format_of(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in (".jsonl.gz", ".json.gz", ".csv.gz"):
+        if name.endswith(suffix):
+            return _FORMATS[suffix[:-3]]
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"--data {path}: unsupported file type {path.suffix!r}. "
+            "Use a .jsonl, .json, .parquet or .csv file (optionally .gz)."
+        )
+    return fmt
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_cache(path: Path) -> list[dict[str, Any]] | None:
+    try:
+        with path.open("rb") as fh:
+            return [orjson.loads(line) for line in fh if line.strip()]
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
+def _write_cache(path: Path, rows: list[dict[str, Any]]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        with tmp.open("wb") as fh:
+            for row in rows:
+                fh.write(orjson.dumps(row, default=str) + b"\n")
+        tmp.replace(path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+def _load_local(path: Path) -> list[dict[str, Any]]:
+    fmt = _format_of(path)
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
+    except Exception as exc:  # datasets raises many types for a bad file
+        raise DataError(
+            f"--data {path}: could not read it as {fmt}: {type(exc).__name__}: {exc}. "
+            "Check that the file is valid (one JSON object per line for jsonl)."
+        ) from exc
+    return [dict(row) for row in ds]
+
+
+def _load_hub(task: Task) -> list[dict[str, Any]]:
+    spec = task.dataset
+    import datasets
+
+    datasets.disable_progress_bars()
+    token = os.environ.get("HF_TOKEN") or None
+    try:
+        ds = datasets.load_dataset(
+            spec.hub_id, spec.config, split=spec.split, revision=spec.revision, token=token
+        )
+    except Exception as exc:  # offline, gated, renamed: all end here
+        text = f"{type(exc).__name__}: {exc}"
+        gated = spec.gated or "gated" in text.lower() or "401" in text or "403" in text
+        hint = (
+            f" It is gated: request access on its hub page, then set HF_TOKEN to your token."
+            if gated
+            else ""
+        )
+        raise DataError(
+            f"Could not load the dataset of task {task.name!r} from the Hugging Face Hub "
+            f"({spec.describe()}): {text[:300]}.{hint} If you are offline or have your own "
+            f"copy, pass a local file: --data {task.name}=PATH (jsonl, parquet or csv)."
+        ) from exc
+    return [dict(row) for row in ds]
+
+
+def _rows_for(task: Task, data: Path | None) -> tuple[list[dict[str, Any]], str, str]:
+    path = data if data is not None else task.default_data
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise DataError(
+                f"Data file for task {task.name!r} not found: {path}. "
+                f"Pass an existing file with --data {task.name}=PATH."
+            )
+        fingerprint = _sha256(path)
+        cached = cache_dir() / "data" / f"{fingerprint}.jsonl"
+        rows = _read_cache(cached)
+        if rows is None:
+            rows = _load_local(path)
+            _write_cache(cached, rows)
+        return rows, str(path.resolve()), fingerprint
+    spec = task.dataset
+    key = hashlib.sha256(
+        orjson.dumps([spec.hub_id, spec.config, spec.split, spec.revision])
+    ).hexdigest()
+    cached = cache_dir() / "hub" / f"{key}.jsonl"
+    rows = _read_cache(cached)
+    if rows is None:
+        rows = _load_hub(task)
+        _write_cache(cached, rows)
+    fingerprint = hashlib.sha256(
+        b"".join(orjson.dumps(r, default=str, option=orjson.OPT_SORT_KEYS) for r in rows)
+    ).hexdigest()
+    return rows, f"hub:{spec.describe()}", fingerprint
+
+
+def _samples(task: Task, rows: list[dict[str, Any]], source: str) -> Iterator[Sample]:
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        try:
+            sample = task.to_sample(row, index)
+        except (KeyError, ValueError, TypeError) as exc:
+            problems.append(f"row {index + 1}: {type(exc).__name__}: {exc}")
+            continue
+        if sample.id in seen:
+            problems.append(f"row {index + 1}: id {sample.id!r} repeats row {seen[sample.id] + 1}")
+            continue
+        seen[sample.id] = index
+        yield sample
+    if problems:
+        shown = "; ".join(problems[:_MAX_REPORTED])
+        more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
+        raise DataError(
+            f"{len(problems)} malformed row(s) in {source} for task {task.name!r}: {shown}{more}. "
+            "Fix those rows, or check that the file has the fields this task expects."
+        )
+
+
+def load_task_data(task: Task, data: Path | None = None, limit: int | None = None) -> LoadedData:
+    """Load a task's samples.
+
+    Args:
+        task: the task.
+        data: a local file replacing the task's hub source (``--data``).
+        limit: keep only the first ``limit`` problems (``--limit``); ``None`` keeps all.
+
+    Raises:
+        DataError: the source cannot be read (offline without ``--data``, gated without a
+            token, a bad file), or a row lacks a field the task needs (every bad row is
+            listed by position, nothing is half-loaded).
+    """
+    rows, source, fingerprint = _rows_for(task, data)
+    samples = list(_samples(task, rows, source))
+    if limit is not None:
+        samples = samples[:limit]
+    return LoadedData(samples=samples, source=source, fingerprint=fingerprint, rows=len(rows))

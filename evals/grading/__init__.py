@@ -1,0 +1,1 @@
+"""Graders: extract an answer from model text, compare it with the gold, say why."""

@@ -1,0 +1,71 @@
+"""Math grading. AIME: an integer 0-999, compared numerically ("033" equals 33)."""
+
+from __future__ import annotations
+
+import re
+
+from evals.grading.extract import (
+    final_answer_phrase,
+    last_boxed,
+    last_integer,
+    strip_latex_wrappers,
+)
+from evals.records import Grade, Sample
+
+__all__ = ["aime_extract", "grade_aime"]
+
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_MAX_TEXT = 200_000
+
+
+def aime_extract(text: str) -> tuple[str | None, str]:
+    """The answer an AIME response gives, and where it was found.
+
+    Order: the last ``\\boxed{}``; else the last "final answer" phrase; else the last
+    integer in the text.
+
+    Returns:
+        (answer or None, how: "boxed" | "phrase" | "last integer" | "none")
+    """
+    text = text[-_MAX_TEXT:]
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return strip_latex_wrappers(boxed), "boxed"
+    phrase = final_answer_phrase(text)
+    if phrase is not None:
+        return strip_latex_wrappers(phrase), "phrase"
+    integer = last_integer(text)
+    if integer is not None:
+        return integer, "last integer"
+    return None, "none"
+
+
+def _as_int(answer: str) -> int | None:
+    cleaned = answer.replace(",", "").replace("{", "").replace("}", "").strip()
+    cleaned = re.sub(r"^\\?\s*", "", cleaned)
+    if _INTEGER.match(cleaned):
+        return int(cleaned)
+    inner = last_integer(cleaned)
+    # "x = 33" or "33^\circ": take the number only when it is the whole numeric content.
+    if inner is not None and re.fullmatch(r"[a-zA-Z]\s*=\s*-?\d+|-?\d+\s*\^\s*\\circ", cleaned):
+        return int(inner)
+    return None
+
+
+async def grade_aime(answer: str, sample: Sample) -> Grade:
+    """Grade an AIME answer: the extracted integer must equal the gold integer.
+
+    The gold is ``sample.target`` (may carry leading zeros, e.g. "025"). An answer that is
+    not an integer is wrong with reason "not an integer"; no answer is wrong with reason
+    "no answer found".
+    """
+    extracted, how = aime_extract(answer)
+    if extracted is None:
+        return Grade(None, False, "no answer found")
+    value = _as_int(extracted)
+    if value is None:
+        return Grade(extracted, False, f"not an integer ({how})")
+    gold = int(sample.target)
+    if value == gold:
+        return Grade(extracted, True, f"match ({how})")
+    return Grade(extracted, False, f"mismatch ({how})")

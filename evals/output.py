@@ -1,0 +1,136 @@
+"""The run folder: the per-attempt table as it is produced, then its final forms.
+
+Rows are appended to ``attempts.partial.jsonl`` as attempts finish (nothing is held in
+memory), then ``finalize`` turns it into ``samples.parquet`` and ``samples.jsonl`` in
+bounded batches, computes ``summary.csv``/``summary.md`` and completes ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from evals.records import OUTCOMES
+
+__all__ = ["COLUMNS", "AttemptWriter", "finalize", "read_attempts", "write_manifest"]
+
+#: The per-attempt table's columns, in order, with their Arrow types.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("task", "string"),
+    ("sample_id", "string"),
+    ("repeat", "int64"),
+    ("seed", "int64"),
+    ("model", "string"),
+    ("outcome", "string"),
+    ("correct", "bool"),
+    ("extracted", "string"),
+    ("reason", "string"),
+    ("target", "string"),
+    ("response", "string"),
+    ("reasoning", "string"),
+    ("finish_reason", "string"),
+    ("prompt_tokens", "int64"),
+    ("completion_tokens", "int64"),
+    ("reasoning_tokens", "int64"),
+    ("cost", "float64"),
+    ("latency_s", "float64"),
+    ("ttft_s", "float64"),
+    ("retries", "int64"),
+    ("cached", "bool"),
+    ("error", "string"),
+    ("simulated", "bool"),
+    ("metadata", "string"),
+)
+
+_BATCH = 2000
+
+
+class AttemptWriter:
+    """Appends per-attempt rows (dicts with the ``COLUMNS`` keys) to a jsonl file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[bytes] = path.open("wb")
+        self.rows = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._fh.write(orjson.dumps(row) + b"\n")
+        self.rows += 1
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _batches(path: Path) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.strip():
+                batch.append(orjson.loads(line))
+                if len(batch) >= _BATCH:
+                    yield batch
+                    batch = []
+    if batch:
+        yield batch
+
+
+def _schema() -> Any:
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
+             "bool": pa.bool_()}
+    return pa.schema([(name, types[kind]) for name, kind in COLUMNS])
+
+
+def _write_table(partial: Path, out_dir: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _schema()
+    with pq.ParquetWriter(out_dir / "samples.parquet.tmp", schema) as writer:
+        for batch in _batches(partial):
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+    os.replace(out_dir / "samples.parquet.tmp", out_dir / "samples.parquet")
+    os.replace(partial, out_dir / "samples.jsonl")
+
+
+def read_attempts(run_dir: Path, columns: list[str] | None = None) -> Any:
+    """The per-attempt table of a finished run as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_parquet(run_dir / "samples.parquet", columns=columns)
+
+
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    tmp = out_dir / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    os.replace(tmp, out_dir / "manifest.json")
+
+
+def finalize(
+    out_dir: Path,
+    partial: Path,
+    manifest: dict[str, Any],
+    subsets: dict[str, tuple[str, ...]],
+) -> Any:
+    """Write the table, the summary and the manifest; return the summary DataFrame."""
+    from evals.metrics import summarize
+    from evals.report import write_summary
+
+    _write_table(partial, out_dir)
+    columns = ["task", "sample_id", "repeat", "outcome", "correct", "completion_tokens",
+               "reasoning_tokens", "latency_s", "ttft_s", "cost", "metadata", "simulated"]
+    df = read_attempts(out_dir, columns)
+    summary = summarize(df, subsets)
+    simulated = bool(df["simulated"].any()) if len(df) else False
+    manifest["simulated"] = simulated or bool(manifest.get("simulated"))
+    manifest["counts"] = {o: int((df["outcome"] == o).sum()) for o in OUTCOMES}
+    manifest["attempts"] = len(df)
+    write_summary(out_dir, summary, manifest)
+    write_manifest(out_dir, manifest)
+    return summary

@@ -1,0 +1,242 @@
+"""Task plugins: what a task declares, and where the harness finds them.
+
+A plugin is one Python file holding functions decorated with ``@task``. Each returns a
+``Task``. Nothing is registered by importing: the registry imports plugin modules when it
+is asked for tasks and collects the decorated functions it finds in them, from
+
+1. the built-in plugins (this repository's ``tasks/`` folder, installed as ``evals_tasks``);
+2. folders given with ``--tasks-dir``;
+3. the entry-point group ``evals.tasks`` (each entry point names a module or a function).
+
+A later source may not silently replace an earlier task of the same name: that is an error
+naming both files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import pkgutil
+import random
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+from evals.errors import ConfigError, did_you_mean
+from evals.records import Grade, Sample
+
+__all__ = [
+    "DatasetSpec",
+    "Grader",
+    "Registry",
+    "Task",
+    "TaskFactory",
+    "task",
+]
+
+Row = Mapping[str, Any]
+
+
+class Grader(Protocol):
+    """Grades one answer (the reasoning already removed) against its sample's target."""
+
+    def __call__(self, answer: str, sample: Sample) -> Awaitable[Grade]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSpec:
+    """Where a task's data lives on the Hugging Face Hub.
+
+    Attributes:
+        hub_id: the dataset repository, e.g. ``"HuggingFaceH4/aime_2024"``.
+        split: the split to read.
+        config: the dataset config (``None`` for the default).
+        revision: a commit sha or tag to pin (``None``: the default branch; the manifest
+            then records the fingerprint of what was loaded).
+        gated: the dataset needs the user's own hub token.
+    """
+
+    hub_id: str
+    split: str
+    config: str | None = None
+    revision: str | None = None
+    gated: bool = False
+
+    def describe(self) -> str:
+        parts = [self.hub_id]
+        if self.config:
+            parts.append(f"config {self.config}")
+        parts.append(f"split {self.split}")
+        if self.revision:
+            parts.append(f"revision {self.revision}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """What a benchmark declares.
+
+    Attributes:
+        name: the name used on the command line.
+        dataset: the hub source; ``--data PATH`` replaces it with a local file.
+        to_sample: turns one dataset row (and its index) into a ``Sample``; raises
+            ``KeyError``/``ValueError`` on a malformed row, which the loader reports with
+            the row's position.
+        grader: the async grader.
+        n: default repeats per problem.
+        max_tokens: default generation budget (reasoning included).
+        subsets: metadata fields the summary breaks results down by.
+        default_data: a local file used when no ``--data`` is given (demo tasks that ship
+            their data); ``None`` means the hub.
+        description: one line for ``evals list``.
+        answer_writer: how the simulated server writes a right or wrong answer to one of
+            this task's samples, ``(sample, correct, rng) -> (reasoning, text)``; ``None``
+            uses the integer-answer math writer.
+    """
+
+    name: str
+    dataset: DatasetSpec
+    to_sample: Callable[[Row, int], Sample]
+    grader: Grader
+    n: int = 1
+    max_tokens: int = 32768
+    subsets: tuple[str, ...] = ()
+    default_data: Path | None = None
+    description: str = ""
+    answer_writer: Callable[[Sample, bool, random.Random], tuple[str, str]] | None = None
+
+
+TaskFactory = Callable[[], Task]
+_MARK = "__evals_task__"
+
+
+def task(name: str) -> Callable[[TaskFactory], TaskFactory]:
+    """Mark a zero-argument function returning a ``Task`` as the plugin for ``name``.
+
+    Example:
+        >>> @task("aime2025")
+        ... def aime2025() -> Task: ...
+    """
+
+    def mark(fn: TaskFactory) -> TaskFactory:
+        setattr(fn, _MARK, name)
+        return fn
+
+    return mark
+
+
+@dataclass(slots=True)
+class _Entry:
+    factory: TaskFactory
+    origin: str
+    doc: str
+
+
+@dataclass(slots=True)
+class Registry:
+    """The tasks found in the built-in plugins, extra folders and entry points."""
+
+    tasks_dirs: tuple[Path, ...] = ()
+    entry_points: bool = True
+    _entries: dict[str, _Entry] | None = field(default=None, init=False)
+    _built: dict[str, Task] = field(default_factory=dict, init=False)
+
+    def _scan(self) -> dict[str, _Entry]:
+        if self._entries is not None:
+            return self._entries
+        entries: dict[str, _Entry] = {}
+        import evals_tasks
+
+        for info in sorted(pkgutil.iter_modules(evals_tasks.__path__), key=lambda i: i.name):
+            if not info.name.startswith("_"):
+                module = importlib.import_module(f"evals_tasks.{info.name}")
+                self._collect(module, entries)
+        for folder in self.tasks_dirs:
+            if not folder.is_dir():
+                raise ConfigError(f"--tasks-dir {folder} is not a folder of task plugin files.")
+            for path in sorted(folder.glob("*.py")):
+                if not path.name.startswith("_"):
+                    self._collect(_import_file(path), entries)
+        if self.entry_points:
+            from importlib.metadata import entry_points
+
+            for ep in entry_points(group="evals.tasks"):
+                loaded = ep.load()
+                if isinstance(loaded, ModuleType):
+                    self._collect(loaded, entries)
+                elif callable(loaded) and hasattr(loaded, _MARK):
+                    self._add(entries, loaded, f"entry point {ep.name} ({ep.value})")
+                else:
+                    raise ConfigError(
+                        f"Entry point {ep.name} = {ep.value} in group evals.tasks is neither "
+                        "a module nor a function decorated with @evals.task."
+                    )
+        self._entries = entries
+        return entries
+
+    def _collect(self, module: ModuleType, entries: dict[str, _Entry]) -> None:
+        for value in vars(module).values():
+            if callable(value) and hasattr(value, _MARK):
+                self._add(entries, value, getattr(module, "__file__", None) or module.__name__)
+
+    @staticmethod
+    def _add(entries: dict[str, _Entry], factory: TaskFactory, origin: str) -> None:
+        name = getattr(factory, _MARK)
+        if name in entries and entries[name].factory is not factory:
+            raise ConfigError(
+                f"Task {name!r} is defined twice: in {entries[name].origin} and in {origin}. "
+                "Rename one of them."
+            )
+        doc = (factory.__doc__ or "").strip().splitlines()
+        entries[name] = _Entry(factory, origin, doc[0] if doc else "")
+
+    def names(self) -> list[str]:
+        return sorted(self._scan())
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [(name, entry.doc) for name, entry in sorted(self._scan().items())]
+
+    def get(self, name: str) -> Task:
+        """The task called ``name``; a ``ConfigError`` with suggestions if there is none."""
+        if name in self._built:
+            return self._built[name]
+        entries = self._scan()
+        if name not in entries:
+            raise ConfigError(
+                f"Unknown task {name!r}.{did_you_mean(name, entries)} "
+                f"Known tasks: {', '.join(sorted(entries))}. "
+                "Add plugins with --tasks-dir DIR."
+            )
+        built = entries[name].factory()
+        if not isinstance(built, Task) or built.name != name:
+            raise ConfigError(
+                f"The @task({name!r}) function in {entries[name].origin} must return a Task "
+                f"named {name!r}."
+            )
+        self._built[name] = built
+        return built
+
+    def get_many(self, names: Iterable[str]) -> list[Task]:
+        return [self.get(n) for n in names]
+
+
+def _import_file(path: Path) -> ModuleType:
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+    mod_name = f"_evals_user_tasks_{digest}_{path.stem}"
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"Cannot import task plugin {path}.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[mod_name]
+        raise ConfigError(f"Task plugin {path} failed to import: {exc!r}") from exc
+    return module

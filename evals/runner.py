@@ -1,0 +1,481 @@
+"""The pipeline: samples x repeats -> requests -> responses -> grades -> run folder.
+
+Attempts are produced lazily and pulled by ``concurrency`` workers, so a run of 100k
+attempts starts as fast as one of 100. Each worker looks the request up in the store
+(a rerun reuses what was answered), otherwise asks the endpoint, commits the response,
+grades it and appends one row to the per-attempt table. A request that fails after its
+retries becomes an ``error`` row (not a wrong answer); a refusal no retry can fix (bad key,
+unknown model) stops the run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import platform
+import re
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from evals.client import ChatClient, RetryPolicy
+from evals.data import LoadedData, load_task_data
+from evals.errors import ConfigError, EvalsError, RequestFailed
+from evals.output import AttemptWriter, finalize, write_manifest
+from evals.providers import Endpoint, resolve_endpoint
+from evals.records import SCORED_OUTCOMES, Attempt, Grade, Outcome, Response, Sample
+from evals.registry import Registry, Task
+from evals.store import Store, request_key
+
+__all__ = [
+    "GradeConfig",
+    "Progress",
+    "RunConfig",
+    "RunResult",
+    "Sampling",
+    "attempt_seed",
+    "grade_responses",
+    "outcome_of",
+    "run",
+]
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Sampling settings sent with every request (``None``: the server's default)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Everything ``evals run`` was asked to do (no secrets: only the key's variable name).
+
+    Attributes:
+        tasks: task names.
+        model: the model name sent to the endpoint.
+        provider / base_url / api_key_env: the endpoint (see ``providers.resolve_endpoint``).
+        n: repeats per problem (``None``: each task's default).
+        limit: only the first ``limit`` problems of each task.
+        concurrency: most requests in flight.
+        data: per-task local files replacing the hub source.
+        seed: the run seed; each (problem, repeat) derives its own from it.
+        out: the run folder (``None``: ``results/<tasks>-<model>-<hash>``, so rerunning the
+            same command resumes in the same folder).
+        stream: stream responses (measures time to first token).
+        sampling: temperature, top-p, max tokens.
+        system_prompt: a system message put before every prompt.
+        tasks_dirs: extra plugin folders.
+        max_retries / timeout: the client's retry budget and silence timeout.
+    """
+
+    tasks: tuple[str, ...]
+    model: str
+    provider: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    n: int | None = None
+    limit: int | None = None
+    concurrency: int = 64
+    data: tuple[tuple[str, Path], ...] = ()
+    seed: int = 0
+    out: Path | None = None
+    stream: bool = False
+    sampling: Sampling = field(default_factory=Sampling)
+    system_prompt: str | None = None
+    tasks_dirs: tuple[Path, ...] = ()
+    max_retries: int = 8
+    timeout: float = 600.0
+    results_dir: Path = Path("results")
+
+    def identity(self) -> str:
+        """A short hash of what determines the answers (not concurrency, not paths)."""
+        key = [self.tasks, self.model, self.provider, self.base_url, self.n, self.limit,
+               self.seed, asdict(self.sampling), self.system_prompt]
+        return hashlib.sha256(orjson.dumps(key, default=str)).hexdigest()[:10]
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "tasks": list(self.tasks), "model": self.model, "provider": self.provider,
+            "base_url": self.base_url, "api_key_env": self.api_key_env, "n": self.n,
+            "limit": self.limit, "concurrency": self.concurrency,
+            "data": {k: str(v) for k, v in self.data}, "seed": self.seed,
+            "stream": self.stream, "sampling": asdict(self.sampling),
+            "system_prompt": self.system_prompt, "max_retries": self.max_retries,
+            "timeout": self.timeout,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GradeConfig:
+    """What ``evals grade`` was asked to do."""
+
+    task: str
+    responses: Path
+    data: Path | None = None
+    out: Path | None = None
+    tasks_dirs: tuple[Path, ...] = ()
+    results_dir: Path = Path("results")
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A finished run: its folder and its summary table (a pandas DataFrame)."""
+
+    out_dir: Path
+    summary: Any
+    manifest: dict[str, Any]
+
+
+def attempt_seed(run_seed: int, task: str, sample_id: str, repeat: int) -> int:
+    """The seed of one (problem, repeat): stable, distinct per repeat, within int31."""
+    digest = hashlib.sha256(f"{run_seed}|{task}|{sample_id}|{repeat}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def outcome_of(response: Response) -> Outcome:
+    """Classify a response (the grade may still turn it into ``grading_failed``)."""
+    if response.finish_reason == "length":
+        return "truncated"
+    if response.reasoning_unclosed:
+        return "reasoning_unclosed"
+    if not response.text.strip():
+        return "empty"
+    return "answered"
+
+
+class Progress:
+    """Live counters of a run; ``render`` is called by the progress display."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.scored = 0
+        self.correct = 0
+        self.errors = 0
+        self.cached = 0
+        self.tokens = 0
+        self.started = time.perf_counter()
+
+    def add(self, outcome: str, correct: bool | None, tokens: int | None, cached: bool) -> None:
+        self.done += 1
+        if outcome == "error":
+            self.errors += 1
+        elif outcome in SCORED_OUTCOMES:
+            self.scored += 1
+            self.correct += bool(correct)
+        self.cached += cached
+        if tokens and not cached:
+            self.tokens += tokens
+
+    @property
+    def score(self) -> float | None:
+        return self.correct / self.scored if self.scored else None
+
+
+def _sanitize(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60] or "run"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _build_body(cfg: RunConfig, task: Task, endpoint: Endpoint, attempt: Attempt
+                ) -> dict[str, Any]:
+    messages = attempt.sample.chat()
+    if cfg.system_prompt:
+        messages = [{"role": "system", "content": cfg.system_prompt}, *messages]
+    body: dict[str, Any] = {"model": cfg.model, "messages": messages}
+    max_tokens = cfg.sampling.max_tokens or task.max_tokens
+    if max_tokens:
+        body["max_tokens"] = max_tokens
+    if cfg.sampling.temperature is not None:
+        body["temperature"] = cfg.sampling.temperature
+    if cfg.sampling.top_p is not None:
+        body["top_p"] = cfg.sampling.top_p
+    body[endpoint.seed_field] = attempt.seed
+    if cfg.stream:
+        body["stream"] = True
+        if endpoint.stream_usage:
+            body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _row(attempt: Attempt, model: str, outcome: str, grade: Grade | None,
+         response: Response | None, cached: bool, error: str | None) -> dict[str, Any]:
+    usage = response.usage if response else None
+    return {
+        "task": attempt.task, "sample_id": attempt.sample.id, "repeat": attempt.repeat,
+        "seed": attempt.seed, "model": model, "outcome": outcome,
+        "correct": grade.correct if grade else None,
+        "extracted": grade.extracted if grade else None,
+        "reason": grade.reason if grade else error,
+        "target": attempt.sample.target,
+        "response": response.text if response else None,
+        "reasoning": response.reasoning if response else None,
+        "finish_reason": response.finish_reason if response else None,
+        "prompt_tokens": usage.prompt_tokens if usage else None,
+        "completion_tokens": usage.completion_tokens if usage else None,
+        "reasoning_tokens": usage.reasoning_tokens if usage else None,
+        "cost": usage.cost if usage else None,
+        "latency_s": response.latency_s if response else None,
+        "ttft_s": response.ttft_s if response else None,
+        "retries": response.retries if response else None,
+        "cached": cached, "error": error,
+        "simulated": bool(response and response.simulated),
+        "metadata": orjson.dumps(dict(attempt.sample.metadata)).decode(),
+    }
+
+
+async def _grade(task: Task, response: Response, sample: Sample) -> tuple[str, Grade]:
+    outcome: str = outcome_of(response)
+    try:
+        grade = await task.grader(response.text, sample)
+    except Exception as exc:  # a grader bug must not lose the response
+        return "grading_failed", Grade(None, None, f"grader raised {type(exc).__name__}: {exc}")
+    if grade.correct is None:
+        outcome = "grading_failed"
+    return outcome, grade
+
+
+def _attempts(tasks: list[Task], loaded: dict[str, LoadedData], cfg_n: int | None,
+              seed: int) -> Iterator[tuple[Task, Attempt]]:
+    for task in tasks:
+        n = cfg_n or task.n
+        for sample in loaded[task.name].samples:
+            for repeat in range(n):
+                yield task, Attempt(task.name, sample, repeat,
+                                    attempt_seed(seed, task.name, sample.id, repeat))
+
+
+def _out_dir(cfg_out: Path | None, results_dir: Path, tasks: tuple[str, ...], model: str,
+             identity: str) -> Path:
+    if cfg_out is not None:
+        return cfg_out
+    return results_dir / f"{_sanitize('+'.join(tasks))}-{_sanitize(model)}-{identity}"
+
+
+def _base_manifest(kind: str, config: dict[str, Any], loaded: dict[str, LoadedData]
+                   ) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "harness_version": VERSION,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "started": _now(),
+        "ended": None,
+        "status": "running",
+        "config": config,
+        "datasets": {
+            name: {"source": d.source, "fingerprint": d.fingerprint, "rows": d.rows,
+                   "problems_used": len(d.samples)}
+            for name, d in loaded.items()
+        },
+        "seeds": {
+            "run_seed": config.get("seed"),
+            "per_attempt": "sha256('{run_seed}|{task}|{sample_id}|{repeat}')[:4] & 0x7fffffff, "
+                           "sent as the request seed and recorded per attempt",
+        },
+    }
+
+
+async def run(
+    cfg: RunConfig,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    on_progress: Callable[[Progress, ChatClient], None] | None = None,
+) -> RunResult:
+    """Run ``cfg`` to completion and write its run folder.
+
+    Args:
+        cfg: the run.
+        transport: an httpx transport for the client (tests); default aiohttp-backed.
+        on_progress: called after every attempt (the CLI's progress bar).
+
+    Raises:
+        ConfigError, DataError: before any request is sent.
+        EndpointError: the endpoint refused the run (bad key, unknown model); everything
+            answered so far is in the store, and rerunning resumes.
+    """
+    if cfg.n is not None and cfg.n < 1:
+        raise ConfigError(f"--n {cfg.n}: the number of repeats must be at least 1.")
+    if cfg.concurrency < 1:
+        raise ConfigError(f"--concurrency {cfg.concurrency}: must be at least 1.")
+    registry = Registry(tasks_dirs=cfg.tasks_dirs)
+    tasks = registry.get_many(cfg.tasks)
+    data = dict(cfg.data)
+    unknown = set(data) - {t.name for t in tasks}
+    if unknown:
+        raise ConfigError(
+            f"--data given for {', '.join(sorted(unknown))}, which is not among the tasks run "
+            f"({', '.join(cfg.tasks)}). Use --data TASK=PATH with one of those."
+        )
+    endpoint = resolve_endpoint(cfg.provider, cfg.base_url, cfg.api_key_env)
+    loaded = {t.name: load_task_data(t, data.get(t.name), cfg.limit) for t in tasks}
+    total = sum(len(loaded[t.name].samples) * (cfg.n or t.n) for t in tasks)
+
+    out_dir = _out_dir(cfg.out, cfg.results_dir, cfg.tasks, cfg.model, cfg.identity())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = _base_manifest("run", cfg.public(), loaded)
+    manifest["endpoint"] = endpoint.public()
+    manifest["simulated"] = False
+    write_manifest(out_dir, manifest)
+
+    store = Store(out_dir / "store.sqlite")
+    writer = AttemptWriter(out_dir / "attempts.partial.jsonl")
+    progress = Progress(total)
+    client = ChatClient(endpoint, transport=transport, concurrency=cfg.concurrency,
+                        retry=RetryPolicy(max_retries=cfg.max_retries), timeout=cfg.timeout,
+                        seed=cfg.seed)
+    work = _attempts(tasks, loaded, cfg.n, cfg.seed)
+
+    async def worker() -> None:
+        for task, attempt in work:
+            body = _build_body(cfg, task, endpoint, attempt)
+            key = request_key(body, attempt.repeat)
+            response = store.get(key)
+            cached = response is not None
+            error: str | None = None
+            if response is None:
+                try:
+                    response = await client.complete(body)
+                except RequestFailed as exc:
+                    error = str(exc)
+                else:
+                    store.put(key, task=task.name, sample_id=attempt.sample.id,
+                              repeat=attempt.repeat, seed=attempt.seed, request=body,
+                              response=response)
+            if response is None:
+                writer.write(_row(attempt, cfg.model, "error", None, None, False, error))
+                progress.add("error", None, None, False)
+            else:
+                outcome, grade = await _grade(task, response, attempt.sample)
+                writer.write(_row(attempt, cfg.model, outcome, grade, response, cached, None))
+                progress.add(outcome, grade.correct, response.usage.completion_tokens, cached)
+            if on_progress is not None:
+                on_progress(progress, client)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(cfg.concurrency, max(1, total))):
+                group.create_task(worker())
+    except BaseExceptionGroup as eg:
+        manifest.update(status="failed", ended=_now())
+        write_manifest(out_dir, manifest)
+        first = _first_error(eg)
+        raise first from None
+    finally:
+        writer.close()
+        store.close()
+        await client.aclose()
+
+    manifest.update(status="complete", ended=_now(),
+                    client={"sent": client.stats.sent, "retries": client.stats.retries,
+                            "rate_limited": client.stats.rate_limited,
+                            "failed": client.stats.failed},
+                    wall_s=round(time.perf_counter() - progress.started, 3))
+    summary = finalize(out_dir, writer.path, manifest, {t.name: t.subsets for t in tasks})
+    return RunResult(out_dir, summary, manifest)
+
+
+def _first_error(eg: BaseExceptionGroup[Any]) -> BaseException:
+    for exc in eg.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_error(exc)
+        if isinstance(exc, EvalsError):
+            return exc
+    return eg.exceptions[0]
+
+
+async def grade_responses(cfg: GradeConfig) -> RunResult:
+    """Grade responses produced elsewhere (``evals grade``) into a run folder.
+
+    The responses file has one JSON object per line: ``id`` (the problem's id in the
+    task's dataset), ``repeat`` (default 0), ``response`` and optionally ``reasoning`` and
+    ``finish_reason``. Inline think tags in ``response`` are separated as in a live run.
+
+    Raises:
+        DataError: a line is not JSON, lacks ``id``/``response``, names an unknown id, or
+            repeats an (id, repeat) pair; every bad line is listed.
+    """
+    from evals.errors import DataError
+    from evals.parsing import split_think_tags
+
+    registry = Registry(tasks_dirs=cfg.tasks_dirs)
+    task = registry.get(cfg.task)
+    loaded = load_task_data(task, cfg.data)
+    by_id = {s.id: s for s in loaded.samples}
+    if not cfg.responses.is_file():
+        raise DataError(f"--responses {cfg.responses}: no such file.")
+    records: list[tuple[Attempt, Response]] = []
+    problems: list[str] = []
+    seen: set[tuple[str, int]] = set()
+    with cfg.responses.open("rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                item = orjson.loads(line)
+                sample_id = str(item["id"])
+                repeat = int(item.get("repeat", 0))
+                text = item["response"]
+                if not isinstance(text, str):
+                    raise TypeError("'response' must be a string")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                problems.append(f"line {number}: {type(exc).__name__}: {exc}")
+                continue
+            if sample_id not in by_id:
+                problems.append(f"line {number}: id {sample_id!r} is not in {loaded.source}")
+                continue
+            if (sample_id, repeat) in seen:
+                problems.append(f"line {number}: ({sample_id!r}, repeat {repeat}) repeats")
+                continue
+            seen.add((sample_id, repeat))
+            reasoning = item.get("reasoning")
+            answer, inline, unclosed = split_think_tags(text)
+            if inline is not None:
+                reasoning = "\n".join(r for r in (reasoning, inline) if r)
+            finish = item.get("finish_reason")
+            records.append((
+                Attempt(task.name, by_id[sample_id], repeat, int(item.get("seed") or 0)),
+                Response(text=answer, reasoning=reasoning,
+                         finish_reason=finish if isinstance(finish, str) else None,
+                         reasoning_unclosed=unclosed),
+            ))
+    if problems:
+        shown = "; ".join(problems[:5])
+        raise DataError(
+            f"{len(problems)} bad line(s) in --responses {cfg.responses}: {shown}. Each line "
+            "needs 'id' (a problem id of the task's dataset), 'response', and optionally "
+            "'repeat' and 'reasoning'."
+        )
+    ident = hashlib.sha256(str(cfg.responses.resolve()).encode()).hexdigest()[:10]
+    out_dir = cfg.out or cfg.results_dir / f"graded-{_sanitize(task.name)}-{ident}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = {"task": task.name, "responses": str(cfg.responses),
+              "data": str(cfg.data) if cfg.data else None, "model": f"(from {cfg.responses.name})"}
+    manifest = _base_manifest("grade", config, {task.name: loaded})
+    writer = AttemptWriter(out_dir / "attempts.partial.jsonl")
+    try:
+        for attempt, response in records:
+            outcome, grade = await _grade(task, response, attempt.sample)
+            writer.write(_row(attempt, config["model"], outcome, grade, response, False, None))
+    finally:
+        writer.close()
+    manifest.update(status="complete", ended=_now())
+    summary = finalize(out_dir, writer.path, manifest, {task.name: task.subsets})
+    return RunResult(out_dir, summary, manifest)
