@@ -58,6 +58,9 @@ def final_answer_phrase(text: str) -> str | None:
     if found is None:
         return None
     line = found.strip().splitlines()[0] if found.strip() else ""
+    # "Final Answer: The final answer is 5." -- the phrase can nest; take the innermost.
+    while (inner := _PHRASE.search(line)) is not None and inner.group(1) != line:
+        line = inner.group(1).strip()
     line = re.sub(r"\s*I hope it is correct\.?\s*$", "", line, flags=re.IGNORECASE)
     return line.strip().rstrip(".").strip() or None
 

@@ -45,6 +45,9 @@ def _as_int(answer: str) -> int | None:
     cleaned = re.sub(r"^\\?\s*", "", cleaned)
     if _INTEGER.match(cleaned):
         return int(cleaned)
+    leading = re.match(r"^(-?\d+)(?=$|[\s,;:)]|\.(?!\d))", cleaned)
+    if leading:  # "7, since 7 > 3" or "7 (mod 1000)": the stated value comes first
+        return int(leading.group(1))
     inner = last_integer(cleaned)
     # "x = 33" or "33^\circ": take the number only when it is the whole numeric content.
     if inner is not None and re.fullmatch(r"[a-zA-Z]\s*=\s*-?\d+|-?\d+\s*\^\s*\\circ", cleaned):
