@@ -109,8 +109,35 @@ def _load_local(path: Path) -> list[dict[str, Any]]:
     return [dict(row) for row in ds]
 
 
+def _hub_unreachable() -> str | None:
+    """Why the hub cannot be reached, or None. Checked before ``datasets`` is called, which
+    would otherwise retry for half a minute and print each retry."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return None  # offline mode: datasets reads its own cache, let it try
+    from urllib.parse import urlsplit
+
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    parts = urlsplit(endpoint)
+    host = parts.hostname or "huggingface.co"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            return None
+    except OSError as exc:
+        return f"cannot reach {host}:{port} ({exc})"
+
+
 def _load_hub(task: Task) -> list[dict[str, Any]]:
     spec = task.dataset
+    unreachable = _hub_unreachable()
+    if unreachable is not None:
+        raise DataError(
+            f"Could not load the dataset of task {task.name!r} ({spec.describe()}): the "
+            f"Hugging Face Hub is unreachable, {unreachable}. Pass a local copy instead: "
+            f"--data {task.name}=PATH (jsonl, parquet or csv)."
+        )
     import datasets
 
     datasets.disable_progress_bars()

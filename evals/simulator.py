@@ -365,6 +365,7 @@ class _Simulator:
 
 
 _SIM_HEADERS = {"x-evals-simulator": "1"}
+SIMULATOR_KEY: web.AppKey[_Simulator] = web.AppKey("simulator", _Simulator)
 
 
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -423,7 +424,7 @@ def build_app(config: SimConfig, book: AnswerBook, log: IO[bytes] | None = None
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_get("/v1/models", sim.models)
     app.router.add_post("/v1/chat/completions", sim.chat)
-    app["simulator"] = sim
+    app[SIMULATOR_KEY] = sim
     return app
 
 
@@ -514,6 +515,8 @@ class SimulatorThread:
             except BaseException as exc:
                 self._error = exc
                 self._ready.set()
+                if log:
+                    log.close()
                 raise
             self._ready.set()
             try:
