@@ -200,6 +200,7 @@ class _Simulator:
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.log is not None:
+            record["done"] = time.time()
             self.log.write(orjson.dumps(record) + b"\n")
             self.log.flush()
 

@@ -1,0 +1,194 @@
+"""Throughput of `evals run` against the simulated server, beside a bare aiohttp loop.
+
+Drives `evals simulate` (another process) at 0 ms and 200 ms latency with 2,000 attempts
+(AIME 2025, 25 problems x 80 repeats) at concurrency 64 and 256, and prints for each:
+
+* start-up: from launching `evals run` to the first request reaching the server;
+* attempts/s and CPU ms per attempt (the harness's own CPU during its request phase,
+  storing and grading included; and the whole process's CPU including imports);
+* whole-command efficiency = ideal / wall, request-phase efficiency = ideal / (last answer
+  - first request), where ideal = attempts x latency / concurrency;
+
+and the same figures for a bare aiohttp loop measured in the same run (the baseline).
+Figures are medians of --repeats runs. Usage:
+
+    python bench/throughput.py [--repeats 3] [--attempts-n 80] [--data ../shared/data/...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "aime2025" / "aime2025.jsonl"
+
+BARE_LOOP = r'''
+import asyncio, json, sys, time
+import aiohttp, orjson
+url, conc, total, prompts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+async def main():
+    conn = aiohttp.TCPConnector(limit=conc, limit_per_host=conc)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        it = iter(range(total))
+        async def worker():
+            for i in it:
+                body = {"model": "bare", "messages": [{"role": "user", "content": prompts[i % len(prompts)]}], "seed": i}
+                async with s.post(url, data=orjson.dumps(body), headers={"content-type": "application/json"}) as r:
+                    orjson.loads(await r.read())
+        c0, w0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        print(json.dumps({"cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0}))
+asyncio.run(main())
+'''
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _log_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def start_simulator(data: Path, latency_ms: float, log: Path) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "evals.cli", "simulate", "--task", "aime2025", "--data",
+           str(data), "--port", "0", "--latency-ms", str(latency_ms), "--request-log", str(log)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"(http://\S+/v1)", line)
+    if not match:
+        proc.kill()
+        raise SystemExit(f"simulator did not start: {line!r}")
+    return proc, match.group(1)
+
+
+def run_harness(url: str, data: Path, conc: int, n: int, limit: int, log: Path,
+                latency_s: float) -> dict[str, float]:
+    out = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    before = len(_log_lines(log))
+    cmd = [sys.executable, "-m", "evals.cli", "run", "aime2025", "--model", "sim",
+           "--base-url", url, "--data", str(data), "--n", str(n), "--limit", str(limit),
+           "--concurrency", str(conc), "--out", str(out / "run")]
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    launched = time.time()
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.time() - launched
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise SystemExit(f"evals run failed: {result.stderr[-2000:]}")
+    lines = _log_lines(log)[before:]
+    manifest = json.loads((out / "run" / "manifest.json").read_text())
+    attempts = manifest["attempts"]
+    first = min(r["t"] for r in lines)
+    last = max(r["done"] for r in lines)
+    ideal = attempts * latency_s / conc
+    return {
+        "startup_s": first - launched,
+        "wall_s": wall,
+        "phase_s": last - first,
+        "attempts_per_s": attempts / (last - first),
+        "cpu_ms_per_attempt": 1000 * manifest["timing"]["requests_cpu_s"] / attempts,
+        "process_cpu_ms_per_attempt": 1000 * ((usage1.ru_utime - usage0.ru_utime)
+                                              + (usage1.ru_stime - usage0.ru_stime)) / attempts,
+        "whole_eff": ideal / wall if ideal else float("nan"),
+        "phase_eff": ideal / (last - first) if ideal else float("nan"),
+        "requests": len(lines),
+        "attempts": attempts,
+    }
+
+
+def run_bare(url: str, conc: int, total: int, prompts: list[str], latency_s: float
+             ) -> dict[str, float]:
+    launched = time.time()
+    result = subprocess.run([sys.executable, "-c", BARE_LOOP, url + "/chat/completions",
+                             str(conc), str(total), json.dumps(prompts)],
+                            capture_output=True, text=True, check=True)
+    wall = time.time() - launched
+    inner = json.loads(result.stdout)
+    ideal = total * latency_s / conc
+    return {
+        "startup_s": float("nan"),
+        "wall_s": wall,
+        "phase_s": inner["wall_s"],
+        "attempts_per_s": total / inner["wall_s"],
+        "cpu_ms_per_attempt": 1000 * inner["cpu_s"] / total,
+        "process_cpu_ms_per_attempt": float("nan"),
+        "whole_eff": ideal / wall if ideal else float("nan"),
+        "phase_eff": ideal / inner["wall_s"] if ideal else float("nan"),
+        "requests": total,
+        "attempts": total,
+    }
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n", type=int, default=80, help="repeats per problem")
+    parser.add_argument("--limit", type=int, default=25, help="problems")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--latencies", default="0,200")
+    parser.add_argument("--concurrency", default="64,256")
+    args = parser.parse_args()
+
+    prompts_src = [json.loads(l)["problem"] for l in args.data.read_text().splitlines()]
+    from evals.registry import Registry
+    from evals.data import load_task_data
+
+    task = Registry().get("aime2025")
+    samples = load_task_data(task, args.data, args.limit).samples
+    prompts = [s.messages[-1][1] for s in samples] or prompts_src
+    total = args.n * len(samples)
+
+    print(f"{total} attempts per run ({len(samples)} problems x {args.n}), "
+          f"medians of {args.repeats} runs, {os.cpu_count()} cores")
+    header = (f"{'latency':>7} {'conc':>5} {'who':>8} {'start s':>8} {'att/s':>8} "
+              f"{'cpu ms/att':>10} {'proc cpu':>9} {'whole eff':>9} {'phase eff':>9} "
+              f"{'sim cpu ms/req':>14}")
+    print(header)
+    for latency_ms in (float(x) for x in args.latencies.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            log = Path(tmp) / "requests.jsonl"
+            sim, url = start_simulator(args.data, latency_ms, log)
+            try:
+                for conc in (int(x) for x in args.concurrency.split(",")):
+                    harness, bare, sim_cpu = [], [], []
+                    for _ in range(args.repeats):
+                        c0, r0 = _proc_cpu(sim.pid), len(_log_lines(log))
+                        harness.append(run_harness(url, args.data, conc, args.n, args.limit,
+                                                   log, latency_ms / 1000))
+                        sim_cpu.append(1000 * (_proc_cpu(sim.pid) - c0)
+                                       / max(1, len(_log_lines(log)) - r0))
+                        bare.append(run_bare(url, conc, total, prompts, latency_ms / 1000))
+                    for who, runs in (("evals", harness), ("aiohttp", bare)):
+                        m = median_of(runs)
+                        print(f"{latency_ms:>7.0f} {conc:>5} {who:>8} {m['startup_s']:>8.2f} "
+                              f"{m['attempts_per_s']:>8.0f} {m['cpu_ms_per_attempt']:>10.3f} "
+                              f"{m['process_cpu_ms_per_attempt']:>9.3f} {m['whole_eff']:>9.2f} "
+                              f"{m['phase_eff']:>9.2f} "
+                              f"{statistics.median(sim_cpu) if who == 'evals' else float('nan'):>14.3f}",
+                              flush=True)
+            finally:
+                sim.terminate()
+                sim.wait(10)
+
+
+if __name__ == "__main__":
+    main()
