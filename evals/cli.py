@@ -115,21 +115,21 @@ def _progress_hook(console: Any) -> tuple[Any, Any]:
 def _print_summary(console: Any, result: Any) -> None:
     from rich.table import Table
 
-    summary = result.summary
+    main = [r for r in result.summary_rows if not r["subset"]]
     simulated = bool(result.manifest.get("simulated"))
     title = "Summary (SIMULATED model server)" if simulated else "Summary"
     table = Table(title=title)
     for column in ("task", "score", "95% CI", "problems", "repeats", "scored", "errors",
                    "truncated"):
         table.add_column(column)
-    for row in summary[summary["subset"] == ""].itertuples():
+    for row in main:
         table.add_row(
-            row.task + (" (simulated)" if simulated else ""), f"{row.score:.3f}",
-            f"[{row.ci_low:.3f}, {row.ci_high:.3f}]", str(row.problems), str(row.repeats),
-            str(row.scored), str(row.error), str(row.truncated),
+            row["task"] + (" (simulated)" if simulated else ""), f"{row['score']:.3f}",
+            f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]", str(row["problems"]),
+            str(row["repeats"]), str(row["scored"]), str(row["error"]), str(row["truncated"]),
         )
     console.print(table)
-    errors = int(summary[summary["subset"] == ""]["error"].sum())
+    errors = sum(int(row["error"]) for row in main)
     if errors:
         console.print(f"[yellow]{errors} attempt(s) failed after their retries and are not "
                       "scored; rerun the same command to retry exactly those.[/]")

@@ -249,7 +249,8 @@ class ChatClient:
     async def _send_once(
         self, payload: bytes, stream: bool, model: str, started: float
     ) -> tuple[Completion, float, float | None, bool]:
-        request = httpx.Request("POST", self._url, headers=self._headers, content=payload)
+        request = httpx.Request("POST", self._url, headers=self._headers, content=payload,
+                                extensions={"evals.stream": stream})
         try:
             response = await self.transport.handle_async_request(request)
         except httpx.TimeoutException as exc:
@@ -365,6 +366,10 @@ def _mentions_model(message: str, model: str) -> bool:
 
 
 async def _read_all(response: httpx.Response) -> bytes:
+    try:
+        return response.content  # already read by the transport
+    except httpx.ResponseNotRead:
+        pass
     parts = [chunk async for chunk in response.aiter_raw()]
     return b"".join(parts)
 

@@ -10,12 +10,10 @@ interval is score +/- 1.96 SE, clipped to [0, 1].
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
 from evals.records import OUTCOMES, SCORED_OUTCOMES
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["Z95", "clustered_score", "summarize"]
 
@@ -40,60 +38,89 @@ def clustered_score(per_problem: list[float]) -> tuple[float, float, float, floa
     return mean, se, max(0.0, mean - Z95 * se), min(1.0, mean + Z95 * se)
 
 
-def _group_summary(df: pd.DataFrame) -> dict[str, Any]:
-    scored = df[df["outcome"].isin(list(SCORED_OUTCOMES))]
-    per_problem = scored.groupby("sample_id")["correct"].mean().astype(float).tolist()
-    mean, se, low, high = clustered_score(per_problem)
-    counts = df["outcome"].value_counts()
-    row: dict[str, Any] = {
-        "problems": int(df["sample_id"].nunique()),
-        "attempts": len(df),
-        "repeats": int(df["repeat"].max()) + 1 if len(df) else 0,
-        "scored": len(scored),
-        "correct": int(scored["correct"].fillna(False).astype(bool).sum()),
-        "score": mean,
-        "se": se,
-        "ci_low": low,
-        "ci_high": high,
-    }
-    for outcome in OUTCOMES:
-        row[outcome] = int(counts.get(outcome, 0))
-    answered = df[df["outcome"] != "error"]
-    row["truncation_rate"] = (
-        float((answered["outcome"] == "truncated").mean()) if len(answered) else float("nan")
-    )
-    for column in ("completion_tokens", "reasoning_tokens", "latency_s", "ttft_s"):
-        values = answered[column].dropna()
-        row[f"mean_{column}"] = float(values.mean()) if len(values) else float("nan")
-    cost = answered["cost"].dropna()
-    row["cost"] = float(cost.sum()) if len(cost) else float("nan")
-    return row
+class _Group:
+    """Running totals of one (task, subset value) group."""
+
+    __slots__ = ("attempts", "cost", "outcomes", "problems", "repeats", "sums")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.repeats = 0
+        self.problems: dict[str, list[int]] = {}  # id -> [correct, scored]
+        self.outcomes = dict.fromkeys(OUTCOMES, 0)
+        self.sums = {c: [0.0, 0] for c in _MEANS}
+        self.cost: float | None = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.attempts += 1
+        self.repeats = max(self.repeats, int(row["repeat"]) + 1)
+        outcome = row["outcome"]
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        tally = self.problems.setdefault(row["sample_id"], [0, 0])
+        if outcome in SCORED_OUTCOMES:
+            tally[1] += 1
+            tally[0] += bool(row["correct"])
+        if outcome != "error":
+            for column in _MEANS:
+                value = row.get(column)
+                if value is not None:
+                    self.sums[column][0] += value
+                    self.sums[column][1] += 1
+            if row.get("cost") is not None:
+                self.cost = (self.cost or 0.0) + row["cost"]
+
+    def result(self) -> dict[str, Any]:
+        per_problem = [c / n for c, n in self.problems.values() if n]
+        mean, se, low, high = clustered_score(per_problem)
+        scored = sum(n for _, n in self.problems.values())
+        answered = self.attempts - self.outcomes["error"]
+        out: dict[str, Any] = {
+            "problems": len(self.problems),
+            "attempts": self.attempts,
+            "repeats": self.repeats,
+            "scored": scored,
+            "correct": sum(c for c, _ in self.problems.values()),
+            "score": mean,
+            "se": se,
+            "ci_low": low,
+            "ci_high": high,
+            **self.outcomes,
+            "truncation_rate": self.outcomes["truncated"] / answered if answered else _NAN,
+        }
+        for column, (total, count) in self.sums.items():
+            out[f"mean_{column}"] = total / count if count else _NAN
+        out["cost"] = self.cost if self.cost is not None else _NAN
+        return out
 
 
-def summarize(df: pd.DataFrame, subsets: dict[str, tuple[str, ...]] | None = None
-              ) -> pd.DataFrame:
+_MEANS = ("completion_tokens", "reasoning_tokens", "latency_s", "ttft_s")
+_NAN = float("nan")
+
+
+def summarize(rows: Iterable[dict[str, Any]], subsets: dict[str, tuple[str, ...]] | None = None
+              ) -> list[dict[str, Any]]:
     """One row per task (``subset`` empty) and one per task x subset value.
 
     Args:
-        df: the per-attempt table (columns task, sample_id, repeat, outcome, correct,
-            tokens, latency, metadata as JSON).
+        rows: per-attempt rows (task, sample_id, repeat, outcome, correct, tokens, latency,
+            cost, metadata as a JSON string).
         subsets: per task, the metadata fields to break down by.
+
+    Returns:
+        Summary rows as dicts, sorted by task, then subset and value; no pandas needed, so
+        the command line does not pay for importing it.
     """
     import orjson
-    import pandas as pd
 
-    rows: list[dict[str, Any]] = []
-    for task_name, group in df.groupby("task", sort=True):
-        rows.append({"task": task_name, "subset": "", "value": "", **_group_summary(group)})
-        fields = (subsets or {}).get(str(task_name), ())
-        if not fields:
-            continue
-        meta = group["metadata"].map(lambda m: orjson.loads(m) if m else {})
-        for name in fields:
-            values = meta.map(lambda m, n=name: m.get(n))
-            if values.isna().all():
-                continue
-            for value, sub in group.groupby(values.astype(str), sort=True):
-                rows.append({"task": task_name, "subset": name, "value": value,
-                             **_group_summary(sub)})
-    return pd.DataFrame(rows)
+    groups: dict[tuple[str, str, str], _Group] = {}
+    for row in rows:
+        task = row["task"]
+        groups.setdefault((task, "", ""), _Group()).add(row)
+        fields = (subsets or {}).get(task, ())
+        if fields:
+            meta = orjson.loads(row["metadata"]) if row.get("metadata") else {}
+            for name in fields:
+                if meta.get(name) is not None:
+                    groups.setdefault((task, name, str(meta[name])), _Group()).add(row)
+    return [{"task": t, "subset": sub, "value": val, **groups[(t, sub, val)].result()}
+            for t, sub, val in sorted(groups)]

@@ -87,16 +87,28 @@ def _schema() -> Any:
     return pa.schema([(name, types[kind]) for name, kind in COLUMNS])
 
 
-def _write_table(partial: Path, out_dir: Path) -> None:
+_SUMMARY_FIELDS = ("task", "sample_id", "repeat", "outcome", "correct", "completion_tokens",
+                   "reasoning_tokens", "latency_s", "ttft_s", "cost", "metadata")
+
+
+def _write_table(partial: Path, out_dir: Path) -> tuple[list[dict[str, Any]], bool]:
+    """Write samples.parquet and samples.jsonl; return the slim rows the summary needs
+    (no response texts, so memory stays small) and whether any answer was simulated."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = _schema()
+    slim: list[dict[str, Any]] = []
+    simulated = False
     with pq.ParquetWriter(out_dir / "samples.parquet.tmp", schema) as writer:
         for batch in _batches(partial):
             writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            for row in batch:
+                simulated = simulated or bool(row.get("simulated"))
+                slim.append({k: row.get(k) for k in _SUMMARY_FIELDS})
     os.replace(out_dir / "samples.parquet.tmp", out_dir / "samples.parquet")
     os.replace(partial, out_dir / "samples.jsonl")
+    return slim, simulated
 
 
 def read_attempts(run_dir: Path, columns: list[str] | None = None) -> Any:
@@ -117,20 +129,16 @@ def finalize(
     partial: Path,
     manifest: dict[str, Any],
     subsets: dict[str, tuple[str, ...]],
-) -> Any:
-    """Write the table, the summary and the manifest; return the summary DataFrame."""
+) -> list[dict[str, Any]]:
+    """Write the table, the summary and the manifest; return the summary rows."""
     from evals.metrics import summarize
     from evals.report import write_summary
 
-    _write_table(partial, out_dir)
-    columns = ["task", "sample_id", "repeat", "outcome", "correct", "completion_tokens",
-               "reasoning_tokens", "latency_s", "ttft_s", "cost", "metadata", "simulated"]
-    df = read_attempts(out_dir, columns)
-    summary = summarize(df, subsets)
-    simulated = bool(df["simulated"].any()) if len(df) else False
+    rows, simulated = _write_table(partial, out_dir)
+    summary = summarize(rows, subsets)
     manifest["simulated"] = simulated or bool(manifest.get("simulated"))
-    manifest["counts"] = {o: int((df["outcome"] == o).sum()) for o in OUTCOMES}
-    manifest["attempts"] = len(df)
+    manifest["counts"] = {o: sum(1 for r in rows if r["outcome"] == o) for o in OUTCOMES}
+    manifest["attempts"] = len(rows)
     write_summary(out_dir, summary, manifest)
     write_manifest(out_dir, manifest)
     return summary

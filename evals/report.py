@@ -28,8 +28,8 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_summary_md(summary: Any, manifest: dict[str, Any]) -> str:
-    """The Markdown summary of a run (summary: the DataFrame from ``metrics.summarize``)."""
+def render_summary_md(summary: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
+    """The Markdown summary of a run (summary: the rows from ``metrics.summarize``)."""
     cfg = manifest.get("config", {})
     simulated = bool(manifest.get("simulated"))
     title = f"# Run summary: {cfg.get('model', '?')}" + (" (SIMULATED)" if simulated else "")
@@ -43,14 +43,14 @@ def render_summary_md(summary: Any, manifest: dict[str, Any]) -> str:
         f"started {manifest.get('started', '-')}."
     )
     parts.append("")
-    main = summary[summary["subset"] == ""]
+    main = [r for r in summary if not r["subset"]]
     header = ["task", "score", "SE", "95% CI", "problems", "repeats", "scored", "errors",
               "truncated", "mean tokens"]
     rows = [
-        [r.task + (" (simulated)" if simulated else ""), r.score, r.se,
-         f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]", r.problems, r.repeats, r.scored, r.error,
-         r.truncated, _fmt(r.mean_completion_tokens, 0)]
-        for r in main.itertuples()
+        [r["task"] + (" (simulated)" if simulated else ""), r["score"], r["se"],
+         f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]", r["problems"], r["repeats"],
+         r["scored"], r["error"], r["truncated"], _fmt(r["mean_completion_tokens"], 0)]
+        for r in main
     ]
     parts += [markdown_table(header, rows), ""]
     parts.append(
@@ -65,20 +65,28 @@ def render_summary_md(summary: Any, manifest: dict[str, Any]) -> str:
                     "grading_failed"]
     parts += ["## Outcomes", "",
               markdown_table(["task", *outcome_cols],
-                             [[r["task"], *[r[c] for c in outcome_cols]]
-                              for _, r in main.iterrows()]), ""]
-    subs = summary[summary["subset"] != ""]
-    if len(subs):
+                             [[r["task"], *[r[c] for c in outcome_cols]] for r in main]), ""]
+    subs = [r for r in summary if r["subset"]]
+    if subs:
         parts += ["## Breakdown", "",
                   markdown_table(["task", "by", "value", "score", "SE", "problems", "scored"],
-                                 [[r.task, r.subset, r.value, r.score, r.se, r.problems,
-                                   r.scored] for r in subs.itertuples()]), ""]
+                                 [[r["task"], r["subset"], r["value"], r["score"], r["se"],
+                                   r["problems"], r["scored"]] for r in subs]), ""]
     return "\n".join(parts)
 
 
-def write_summary(out_dir: Path, summary: Any, manifest: dict[str, Any]) -> None:
-    frame = summary.copy()
-    frame.insert(0, "model", manifest.get("config", {}).get("model"))
-    frame.insert(1, "simulated", bool(manifest.get("simulated")))
-    frame.to_csv(out_dir / "summary.csv", index=False)
+def write_summary(out_dir: Path, summary: list[dict[str, Any]], manifest: dict[str, Any]
+                  ) -> None:
+    """Write summary.csv (every number, one row per task and per subset value) and
+    summary.md."""
+    import csv
+
+    model = manifest.get("config", {}).get("model")
+    simulated = bool(manifest.get("simulated"))
+    with (out_dir / "summary.csv").open("w", newline="") as fh:
+        fields = ["model", "simulated", *(summary[0].keys() if summary else ["task"])]
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for row in summary:
+            writer.writerow({"model": model, "simulated": simulated, **row})
     (out_dir / "summary.md").write_text(render_summary_md(summary, manifest))

@@ -132,11 +132,20 @@ class GradeConfig:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """A finished run: its folder and its summary table (a pandas DataFrame)."""
+    """A finished run: its folder, its summary rows and manifest.
+
+    ``summary`` is the same table as a pandas DataFrame (built on first access).
+    """
 
     out_dir: Path
-    summary: Any
+    summary_rows: list[dict[str, Any]]
     manifest: dict[str, Any]
+
+    @property
+    def summary(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.summary_rows)
 
 
 def attempt_seed(run_seed: int, task: str, sample_id: str, repeat: int) -> int:
@@ -356,9 +365,10 @@ async def run(
                 except RequestFailed as exc:
                     error = str(exc)
                 else:
-                    store.put(key, task=task.name, sample_id=attempt.sample.id,
-                              repeat=attempt.repeat, seed=attempt.seed, request=body,
-                              response=response)
+                    # Counted only once committed: a kill after this line loses nothing.
+                    await store.commit_soon(key, task=task.name, sample_id=attempt.sample.id,
+                                            repeat=attempt.repeat, seed=attempt.seed,
+                                            request=body, response=response)
             if response is None:
                 writer.write(_row(attempt, cfg.model, "error", None, None, False, error))
                 progress.add("error", None, None, False)

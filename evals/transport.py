@@ -45,6 +45,9 @@ class _Body(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Send httpx requests over one ``aiohttp.ClientSession``.
 
+    A request whose ``extensions["evals.stream"]`` is false gets its body read before
+    the response is returned; otherwise the body streams.
+
     Args:
         max_connections: size of the connection pool (set it to the concurrency).
         connect_timeout: seconds to open a connection.
@@ -107,18 +110,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.RemoteProtocolError(str(exc), request=request) from exc
         except TimeoutError as exc:
             raise httpx.ReadTimeout("timed out waiting for the answer", request=request) from exc
-        return httpx.Response(
-            resp.status,
+        raw_headers = resp.raw_headers
+        if any(k.lower() in _HOP_HEADERS for k, _ in raw_headers):
             # aiohttp has already decompressed the body: drop the encoding so httpx does not
             # try again.
-            headers=[
-                (k.decode("latin-1"), v.decode("latin-1"))
-                for k, v in resp.raw_headers
-                if k.lower() not in _HOP_HEADERS
-            ],
-            stream=_Body(resp),
-            request=request,
-        )
+            raw_headers = tuple((k, v) for k, v in raw_headers if k.lower() not in _HOP_HEADERS)
+        if request.extensions.get("evals.stream", True):
+            return httpx.Response(resp.status, headers=list(raw_headers), stream=_Body(resp),
+                                  request=request)
+        # A whole-body answer: read it here, one call instead of an async iteration.
+        try:
+            content = await resp.read()
+        except aiohttp.ClientPayloadError as exc:
+            raise httpx.RemoteProtocolError(f"body cut short: {exc}", request=request) from exc
+        except aiohttp.ClientConnectionError as exc:
+            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout("timed out reading the body", request=request) from exc
+        finally:
+            resp.release()
+        return httpx.Response(resp.status, headers=list(raw_headers), content=content,
+                              request=request)
 
     async def aclose(self) -> None:
         if self._session is not None:
