@@ -18,7 +18,7 @@ import asyncio
 import email.utils
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,7 +265,7 @@ class ChatClient:
             if stream:
                 acc = StreamAccumulator()
                 ttft: float | None = None
-                async for chunk in response.aiter_raw():
+                async for chunk in _raw_chunks(response):
                     acc.feed(chunk)
                     if ttft is None and acc.first_token:
                         ttft = time.perf_counter() - started
@@ -291,11 +291,18 @@ class ChatClient:
     ) -> None:
         message = _error_text(raw)
         if status == 429:
-            lowered = message.lower()
+            lowered = raw[:2000].decode("utf-8", "replace").lower()
             if "insufficient_quota" in lowered or "exceeded your current quota" in lowered:
                 raise EndpointError(
                     f"{self.endpoint.base_url} answered 429: out of quota ({message}). "
                     "Add credit or use another key; retrying will not help.",
+                    status=status,
+                )
+            if "request too large" in lowered:
+                raise EndpointError(
+                    f"{self.endpoint.base_url} answered 429: the request is larger than the "
+                    f"rate limit allows ({message}). Lower --max-tokens or raise the limit; "
+                    "retrying will not help.",
                     status=status,
                 )
             raise _Retryable("http 429", retry_after=_retry_after(headers), rate_limited=True)
@@ -363,6 +370,17 @@ def _mentions_model(message: str, model: str) -> bool:
     return ("model" in lowered and (model.lower() in lowered or "invalid" in lowered)) or (
         "not a valid model" in lowered
     )
+
+
+async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's bytes as they arrive, or at once if the transport already read it."""
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    else:
+        yield content
 
 
 async def _read_all(response: httpx.Response) -> bytes:

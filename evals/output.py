@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,8 +46,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("metadata", "string"),
 )
 
-_BATCH = 2000
-
 
 class AttemptWriter:
     """Appends per-attempt rows (dicts with the ``COLUMNS`` keys) to a jsonl file."""
@@ -66,19 +63,6 @@ class AttemptWriter:
         self._fh.close()
 
 
-def _batches(path: Path) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    with path.open("rb") as fh:
-        for line in fh:
-            if line.strip():
-                batch.append(orjson.loads(line))
-                if len(batch) >= _BATCH:
-                    yield batch
-                    batch = []
-    if batch:
-        yield batch
-
-
 def _schema() -> Any:
     import pyarrow as pa
 
@@ -93,20 +77,36 @@ _SUMMARY_FIELDS = ("task", "sample_id", "repeat", "outcome", "correct", "complet
 
 def _write_table(partial: Path, out_dir: Path) -> tuple[list[dict[str, Any]], bool]:
     """Write samples.parquet and samples.jsonl; return the slim rows the summary needs
-    (no response texts, so memory stays small) and whether any answer was simulated."""
+    (no response texts, so memory stays small) and whether any answer was simulated.
+
+    The jsonl is converted by Arrow's streaming C++ reader, block by block: fast, bounded
+    in memory, and without the pandas import that Arrow's Python-object path triggers.
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pajson
     import pyarrow.parquet as pq
 
     schema = _schema()
     slim: list[dict[str, Any]] = []
     simulated = False
-    with pq.ParquetWriter(out_dir / "samples.parquet.tmp", schema) as writer:
-        for batch in _batches(partial):
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-            for row in batch:
-                simulated = simulated or bool(row.get("simulated"))
-                slim.append({k: row.get(k) for k in _SUMMARY_FIELDS})
-    os.replace(out_dir / "samples.parquet.tmp", out_dir / "samples.parquet")
+    tmp = out_dir / "samples.parquet.tmp"
+    with pq.ParquetWriter(tmp, schema) as writer:
+        if partial.stat().st_size == 0:
+            writer.write_table(schema.empty_table())
+        else:
+            reader = pajson.open_json(
+                partial,
+                read_options=pajson.ReadOptions(block_size=4 << 20),
+                parse_options=pajson.ParseOptions(explicit_schema=schema,
+                                                  unexpected_field_behavior="ignore"),
+            )
+            for batch in reader:
+                table = pa.Table.from_batches([batch]).select(schema.names).cast(schema)
+                writer.write_table(table)
+                slim.extend(table.select(list(_SUMMARY_FIELDS)).to_pylist())
+                simulated = simulated or bool(pc.any(table["simulated"]).as_py())
+    os.replace(tmp, out_dir / "samples.parquet")
     os.replace(partial, out_dir / "samples.jsonl")
     return slim, simulated
 

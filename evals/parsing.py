@@ -147,8 +147,10 @@ def _assemble(
     content: str, field_reasoning: str, chunk_reasoning: str, finish: str | None
 ) -> tuple[str, str | None, bool]:
     reasoning_parts = [r for r in (chunk_reasoning, field_reasoning) if r]
+    # Tags are always cut out of the answer; their text counts as reasoning only when no
+    # field carried it (llama.cpp's deepseek-legacy sends the same thoughts both ways).
     text, inline, unclosed = split_think_tags(content)
-    if inline is not None:
+    if inline is not None and not reasoning_parts:
         reasoning_parts.append(inline)
     reasoning = "\n".join(reasoning_parts) if reasoning_parts else None
     return text.strip(), reasoning, unclosed
