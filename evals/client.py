@@ -109,6 +109,7 @@ class ClientStats:
     retries: int = 0
     rate_limited: int = 0
     failed: int = 0
+    consecutive_failed: int = 0  # requests that failed after all retries, since a success
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
@@ -220,6 +221,7 @@ class ChatClient:
                     self.limiter.on_rate_limited()
             else:
                 self.limiter.on_success()
+                self.stats.consecutive_failed = 0
                 completion, latency, ttft, simulated = result
                 return Response(
                     text=completion.text,
@@ -240,6 +242,7 @@ class ChatClient:
                 delay = min(self.retry.max_delay, wait) if wait is not None else backoff
                 await asyncio.sleep(delay)
         self.stats.failed += 1
+        self.stats.consecutive_failed += 1
         raise RequestFailed(
             f"{self._url} failed {self.retry.max_retries + 1} times; last failure: {last}",
             kind=last,

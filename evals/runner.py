@@ -28,7 +28,7 @@ import orjson
 
 from evals.client import ChatClient, RetryPolicy
 from evals.data import LoadedData, load_task_data
-from evals.errors import ConfigError, EvalsError, RequestFailed
+from evals.errors import ConfigError, EndpointError, EvalsError, RequestFailed
 from evals.output import AttemptWriter, finalize, write_manifest
 from evals.providers import Endpoint, resolve_endpoint
 from evals.records import SCORED_OUTCOMES, Attempt, Grade, Outcome, Response, Sample
@@ -351,6 +351,8 @@ async def run(
                         retry=RetryPolicy(max_retries=cfg.max_retries), timeout=cfg.timeout,
                         seed=cfg.seed)
     work = _attempts(tasks, loaded, cfg.n, cfg.seed)
+    # A server that died mid-run: stop instead of failing every remaining attempt slowly.
+    dead_after = max(8, 2 * cfg.concurrency)
 
     async def worker() -> None:
         for task, attempt in work:
@@ -364,6 +366,14 @@ async def run(
                     response = await client.complete(body)
                 except RequestFailed as exc:
                     error = str(exc)
+                    if client.stats.consecutive_failed >= dead_after:
+                        raise EndpointError(
+                            f"{endpoint.base_url} stopped answering: the last "
+                            f"{client.stats.consecutive_failed} requests failed after all "
+                            f"their retries (last failure: {exc.kind}). Everything answered "
+                            "so far is stored; once the server is back, rerun the same "
+                            "command to resume."
+                        ) from None
                 else:
                     # Counted only once committed: a kill after this line loses nothing.
                     await store.commit_soon(key, task=task.name, sample_id=attempt.sample.id,

@@ -496,9 +496,16 @@ class SimulatorThread:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop serving (idempotent; callable from any thread): the server "dies"."""
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop.set)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(30)
 
     def _main(self) -> None:

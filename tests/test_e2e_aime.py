@@ -224,3 +224,25 @@ def test_sigkill_halfway_then_rerun_loses_nothing_committed(simulator, aime2025_
     assert len(df) == 240 and df.groupby(["sample_id", "repeat"]).size().eq(1).all()
     assert (df["outcome"] == "answered").all()
     assert df["cached"].sum() == len(committed)
+
+
+def test_server_that_dies_mid_run_stops_the_run_and_keeps_what_was_answered(
+    simulator, aime2025_path, tmp_path
+):
+    import threading
+
+    from evals.errors import EndpointError
+
+    out = tmp_path / "run"
+    with simulator({"aime2025": aime2025_path}, latency_ms=20) as sim:
+        cfg = _config(sim.base_url, aime2025_path, out, concurrency=4, max_retries=1)
+        threading.Timer(0.6, sim.stop).start()  # the server dies 0.6 s in
+        started = time.monotonic()
+        with pytest.raises(EndpointError) as info:
+            run_sync(run(cfg))
+    assert time.monotonic() - started < 30
+    assert sim.base_url in str(info.value) and "rerun the same command" in str(info.value)
+    with sqlite3.connect(out / "store.sqlite") as db:
+        committed = db.execute("SELECT count(*) FROM responses").fetchone()[0]
+    assert 0 < committed < 240
+    assert orjson.loads((out / "manifest.json").read_bytes())["status"] == "failed"
