@@ -50,7 +50,7 @@ class RetryPolicy:
     max_delay: float = 60.0
 
     def backoff(self, retry: int, rng: random.Random) -> float:
-        ceiling = min(self.max_delay, self.base_delay * (2**retry))
+        ceiling = min(self.max_delay, self.base_delay * 2.0**retry)
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 

@@ -47,7 +47,7 @@ class _Group:
         self.attempts = 0
         self.repeats = 0
         self.problems: dict[str, list[int]] = {}  # id -> [correct, scored]
-        self.outcomes = dict.fromkeys(OUTCOMES, 0)
+        self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         self.sums = {c: [0.0, 0] for c in _MEANS}
         self.cost: float | None = None
 

@@ -489,14 +489,15 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
     ident = hashlib.sha256(str(cfg.responses.resolve()).encode()).hexdigest()[:10]
     out_dir = cfg.out or cfg.results_dir / f"graded-{_sanitize(task.name)}-{ident}"
     out_dir.mkdir(parents=True, exist_ok=True)
+    model = f"(from {cfg.responses.name})"
     config = {"task": task.name, "responses": str(cfg.responses),
-              "data": str(cfg.data) if cfg.data else None, "model": f"(from {cfg.responses.name})"}
+              "data": str(cfg.data) if cfg.data else None, "model": model}
     manifest = _base_manifest("grade", config, {task.name: loaded})
     writer = AttemptWriter(out_dir / "attempts.partial.jsonl")
     try:
         for attempt, response in records:
             outcome, grade = await _grade(task, response, attempt.sample)
-            writer.write(_row(attempt, config["model"], outcome, grade, response, False, None))
+            writer.write(_row(attempt, model, outcome, grade, response, False, None))
     finally:
         writer.close()
     manifest.update(status="complete", ended=_now())

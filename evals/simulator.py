@@ -286,13 +286,14 @@ class _Simulator:
             raise asyncio.CancelledError  # aiohttp ends the handler without a response
 
         reasoning, text, finish, fmt = self._compose(entry, seed, body)
+        prompt_tokens = _tokens(_prompt_of(body.get("messages")))
+        completion_tokens = _tokens(reasoning) + _tokens(text)
         usage = {
-            "prompt_tokens": _tokens(_prompt_of(body.get("messages"))),
-            "completion_tokens": _tokens(reasoning) + _tokens(text),
-            "total_tokens": 0,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
             "completion_tokens_details": {"reasoning_tokens": _tokens(reasoning)},
         }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         record.update(format=fmt, finish_reason=finish)
         self.served += 1
         if stream:
