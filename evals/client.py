@@ -256,38 +256,38 @@ class ChatClient:
                                 extensions={"evals.stream": stream})
         try:
             response = await self.transport.handle_async_request(request)
-        except httpx.TimeoutException as exc:
-            raise _Retryable("timeout") from exc
-        except httpx.TransportError as exc:
-            raise _Retryable(f"connection: {type(exc).__name__}") from exc
-        try:
-            if response.status_code != 200:
-                raw = await _read_all(response)
-                await self._raise_for_status(response.status_code, response.headers, raw, model)
-            simulated = "x-evals-simulator" in response.headers
-            if stream:
-                acc = StreamAccumulator()
-                ttft: float | None = None
-                async for chunk in _raw_chunks(response):
-                    acc.feed(chunk)
-                    if ttft is None and acc.first_token:
-                        ttft = time.perf_counter() - started
-                completion = acc.result()
-                return completion, time.perf_counter() - started, ttft, simulated
-            raw = await _read_all(response)
             try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise MalformedBody(f"not JSON: {raw[:80]!r}") from exc
-            return parse_completion(body), time.perf_counter() - started, None, simulated
+                return await self._read_response(response, stream, model, started)
+            finally:
+                await response.aclose()
         except MalformedBody as exc:
             raise _Retryable(f"malformed body ({exc})") from exc
         except httpx.TimeoutException as exc:
             raise _Retryable("timeout") from exc
         except httpx.TransportError as exc:
             raise _Retryable(f"connection: {type(exc).__name__}") from exc
-        finally:
-            await response.aclose()
+
+    async def _read_response(
+        self, response: httpx.Response, stream: bool, model: str, started: float
+    ) -> tuple[Completion, float, float | None, bool]:
+        if response.status_code != 200:
+            raw = await _read_all(response)
+            await self._raise_for_status(response.status_code, response.headers, raw, model)
+        simulated = "x-evals-simulator" in response.headers
+        if stream:
+            acc = StreamAccumulator()
+            ttft: float | None = None
+            async for chunk in _raw_chunks(response):
+                acc.feed(chunk)
+                if ttft is None and acc.first_token:
+                    ttft = time.perf_counter() - started
+            return acc.result(), time.perf_counter() - started, ttft, simulated
+        raw = await _read_all(response)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedBody(f"not JSON: {raw[:80]!r}") from exc
+        return parse_completion(body), time.perf_counter() - started, None, simulated
 
     async def _raise_for_status(
         self, status: int, headers: httpx.Headers, raw: bytes, model: str
@@ -387,12 +387,7 @@ async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
 
 
 async def _read_all(response: httpx.Response) -> bytes:
-    try:
-        return response.content  # already read by the transport
-    except httpx.ResponseNotRead:
-        pass
-    parts = [chunk async for chunk in response.aiter_raw()]
-    return b"".join(parts)
+    return b"".join([chunk async for chunk in _raw_chunks(response)])
 
 
 class _Retryable(Exception):

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from evals.records import Usage
 
 __all__ = [
@@ -144,7 +146,7 @@ def _finish(reason: Any) -> str | None:
 
 
 def _assemble(
-    content: str, field_reasoning: str, chunk_reasoning: str, finish: str | None
+    content: str, field_reasoning: str, chunk_reasoning: str
 ) -> tuple[str, str | None, bool]:
     reasoning_parts = [r for r in (chunk_reasoning, field_reasoning) if r]
     # Tags are always cut out of the answer; their text counts as reasoning only when no
@@ -177,9 +179,7 @@ def parse_completion(body: Any) -> Completion:
     if finish == "error":
         raise MalformedBody("finish_reason is 'error'")
     answer, chunk_reasoning = _text_of_content(message.get("content"))
-    text, reasoning, unclosed = _assemble(
-        answer, _field_reasoning(message) or "", chunk_reasoning, finish
-    )
+    text, reasoning, unclosed = _assemble(answer, _field_reasoning(message) or "", chunk_reasoning)
     model = body.get("model")
     return Completion(
         text=text,
@@ -223,8 +223,6 @@ class StreamAccumulator:
 
     def feed(self, data: bytes) -> None:
         """Consume bytes; raises ``MalformedBody`` on an error event or bad JSON."""
-        import orjson
-
         self._buffer += data
         *lines, self._buffer = self._buffer.split(b"\n")
         for raw in lines:
@@ -287,6 +285,5 @@ class StreamAccumulator:
             "".join(self._content),
             "".join(self._field_reasoning),
             "".join(self._chunk_reasoning),
-            self.finish_reason,
         )
         return Completion(text, reasoning, self.finish_reason, self.usage, unclosed, self.model)

@@ -8,7 +8,7 @@ request-shape quirks that matter (Mistral calls the seed ``random_seed`` and rej
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from evals.errors import ConfigError, did_you_mean
 
@@ -89,9 +89,6 @@ class Endpoint:
     def public(self) -> dict[str, str | None]:
         """What may be written to a manifest: everything but the key."""
         return {"provider": self.provider, "base_url": self.base_url, "key_env": self.key_env}
-
-    def with_base_url(self, base_url: str) -> Endpoint:
-        return replace(self, base_url=base_url.rstrip("/"))
 
 
 def resolve_endpoint(

@@ -11,6 +11,7 @@ unknown model) stops the run at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import platform
 import re
@@ -245,8 +246,14 @@ def _row(attempt: Attempt, model: str, outcome: str, grade: Grade | None,
         "retries": response.retries if response else None,
         "cached": cached, "error": error,
         "simulated": bool(response and response.simulated),
-        "metadata": orjson.dumps(dict(attempt.sample.metadata)).decode(),
+        "metadata": _metadata_json(attempt.sample.metadata),
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def _metadata_json(metadata: tuple[tuple[str, str | int | float | None], ...]) -> str:
+    """A sample's metadata as JSON, made once per sample rather than once per repeat."""
+    return orjson.dumps(dict(metadata)).decode()
 
 
 async def _grade(task: Task, response: Response, sample: Sample) -> tuple[str, Grade]:

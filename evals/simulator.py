@@ -430,26 +430,34 @@ def build_app(config: SimConfig, book: AnswerBook, log: IO[bytes] | None = None
     return app
 
 
+async def _serve_until(config: SimConfig, book: AnswerBook, host: str, port: int,
+                       request_log: Path | None, stop: asyncio.Event,
+                       ready: Callable[[int], None] | None, handle_signals: bool) -> None:
+    """Serve on ``host:port`` (0: any free port), call ``ready(bound_port)``, serve until
+    ``stop`` is set, then close everything, the request log included."""
+    log = request_log.open("ab") if request_log else None
+    runner = web.AppRunner(build_app(config, book, log), access_log=None,
+                           handle_signals=handle_signals)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
+        await site.start()
+        if ready:
+            ready(runner.addresses[0][1])
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        if log:
+            log.close()
+
+
 def serve(config: SimConfig, book: AnswerBook, host: str, port: int,
           request_log: Path | None = None, ready: Callable[[int], None] | None = None) -> None:
     """Serve until interrupted (the ``evals simulate`` command)."""
 
     async def main() -> None:
-        log = request_log.open("ab") if request_log else None
-        runner = web.AppRunner(build_app(config, book, log), access_log=None,
-                               handle_signals=True)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
-        await site.start()
-        bound = runner.addresses[0][1]
-        if ready:
-            ready(bound)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-            if log:
-                log.close()
+        await _serve_until(config, book, host, port, request_log, asyncio.Event(), ready,
+                           handle_signals=True)
 
     _run_loop(main())
 
@@ -510,33 +518,18 @@ class SimulatorThread:
             self._thread.join(30)
 
     def _main(self) -> None:
+        def ready(port: int) -> None:
+            self.port = port
+            self._ready.set()
+
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            log = self.request_log.open("ab") if self.request_log else None
-            runner = web.AppRunner(build_app(self.config, self.book, log), access_log=None,
-                                   handle_signals=False)
-            try:
-                await runner.setup()
-                site = web.TCPSite(runner, self.host, 0, backlog=4096)
-                await site.start()
-                self.port = runner.addresses[0][1]
-            except BaseException as exc:
-                self._error = exc
-                self._ready.set()
-                if log:
-                    log.close()
-                raise
-            self._ready.set()
-            try:
-                await self._stop.wait()
-            finally:
-                await runner.cleanup()
-                if log:
-                    log.close()
+            await _serve_until(self.config, self.book, self.host, 0, self.request_log,
+                               self._stop, ready, handle_signals=False)
 
         try:
             asyncio.run(main())
         except BaseException as exc:  # surfaced by __enter__ if it happens before ready
-            self._error = self._error or exc
+            self._error = exc
             self._ready.set()

@@ -98,28 +98,6 @@ class Store:
         row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
         return _decode(row[0]) if row else None
 
-    @staticmethod
-    def _params(key: str, task: str, sample_id: str, repeat: int, seed: int,
-                request: Mapping[str, Any], response: Response) -> tuple[Any, ...]:
-        return (key, task, sample_id, repeat, seed, orjson.dumps(request), _encode(response),
-                time.time())
-
-    def put(
-        self,
-        key: str,
-        *,
-        task: str,
-        sample_id: str,
-        repeat: int,
-        seed: int,
-        request: Mapping[str, Any],
-        response: Response,
-    ) -> None:
-        """Store and commit one response (durable when this returns)."""
-        params = self._params(key, task, sample_id, repeat, seed, request, response)
-        self._db.execute(_INSERT, params)  # autocommit: one statement, one transaction
-        self._known.add(key)
-
     def commit_soon(
         self,
         key: str,
@@ -138,7 +116,8 @@ class Store:
         hundreds of commits into a few, and a caller that awaits the future still counts
         nothing that is not on disk.
         """
-        self._pending.append(self._params(key, task, sample_id, repeat, seed, request, response))
+        self._pending.append((key, task, sample_id, repeat, seed, orjson.dumps(request),
+                              _encode(response), time.time()))
         if self._committed is None:
             loop = asyncio.get_running_loop()
             self._committed = loop.create_future()
@@ -163,9 +142,6 @@ class Store:
 
     def keys(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT key FROM responses")}
-
-    def count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM responses").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()

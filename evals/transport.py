@@ -9,7 +9,8 @@ cookies; a chat-completions client needs none of them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,27 @@ __all__ = ["AiohttpTransport"]
 _HOP_HEADERS = frozenset({b"host", b"content-length", b"content-encoding", b"transfer-encoding"})
 
 
+@contextlib.contextmanager
+def _as_httpx_errors(request: httpx.Request | None = None) -> Iterator[None]:
+    """Raise aiohttp's failures as the httpx exceptions callers of a transport expect."""
+    try:
+        yield
+    except aiohttp.ClientConnectorError as exc:
+        raise httpx.ConnectError(str(exc), request=request) from exc
+    except aiohttp.ServerDisconnectedError as exc:
+        raise httpx.RemoteProtocolError(
+            "server closed the connection without answering", request=request
+        ) from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise httpx.RemoteProtocolError(f"body cut short: {exc}", request=request) from exc
+    except aiohttp.ClientConnectionError as exc:
+        raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
+    except aiohttp.ClientResponseError as exc:
+        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+    except TimeoutError as exc:
+        raise httpx.ReadTimeout("timed out waiting for the answer", request=request) from exc
+
+
 class _Body(httpx.AsyncByteStream):
     __slots__ = ("_resp",)
 
@@ -28,15 +50,9 @@ class _Body(httpx.AsyncByteStream):
         self._resp = resp
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
+        with _as_httpx_errors():
             async for chunk in self._resp.content.iter_any():
                 yield chunk
-        except aiohttp.ClientPayloadError as exc:
-            raise httpx.RemoteProtocolError(f"body cut short: {exc}") from exc
-        except aiohttp.ClientConnectionError as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout("timed out reading the body") from exc
 
     async def aclose(self) -> None:
         self._resp.release()
@@ -90,7 +106,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             for k, v in request.headers.raw
             if k.lower() not in _HOP_HEADERS
         ]
-        try:
+        with _as_httpx_errors(request):
             resp = await session.request(
                 request.method,
                 str(request.url),
@@ -98,18 +114,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=request.content,
                 allow_redirects=False,
             )
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except aiohttp.ServerDisconnectedError as exc:
-            raise httpx.RemoteProtocolError(
-                "server closed the connection without answering", request=request
-            ) from exc
-        except aiohttp.ClientConnectionError as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
-        except aiohttp.ClientResponseError as exc:
-            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout("timed out waiting for the answer", request=request) from exc
         raw_headers = resp.raw_headers
         if any(k.lower() in _HOP_HEADERS for k, _ in raw_headers):
             # aiohttp has already decompressed the body: drop the encoding so httpx does not
@@ -120,13 +124,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                                   request=request)
         # A whole-body answer: read it here, one call instead of an async iteration.
         try:
-            content = await resp.read()
-        except aiohttp.ClientPayloadError as exc:
-            raise httpx.RemoteProtocolError(f"body cut short: {exc}", request=request) from exc
-        except aiohttp.ClientConnectionError as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout("timed out reading the body", request=request) from exc
+            with _as_httpx_errors(request):
+                content = await resp.read()
         finally:
             resp.release()
         return httpx.Response(resp.status, headers=list(raw_headers), content=content,
