@@ -15,7 +15,7 @@ from typing import Any
 
 from evals.records import OUTCOMES, SCORED_OUTCOMES
 
-__all__ = ["Z95", "clustered_score", "summarize"]
+__all__ = ["Z95", "clustered_score", "pass_at_k", "summarize"]
 
 Z95 = 1.959963984540054
 
@@ -36,6 +36,30 @@ def clustered_score(per_problem: list[float]) -> tuple[float, float, float, floa
     var = sum((p - mean) ** 2 for p in per_problem) / (k - 1)
     se = math.sqrt(var / k)
     return mean, se, max(0.0, mean - Z95 * se), min(1.0, mean + Z95 * se)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimator of pass@k from ``n`` attempts of which ``c`` are correct:
+    ``1 - C(n-c, k) / C(n, k)`` (Chen et al. 2021, arXiv:2107.03374), computed as a running
+    product so large ``n`` neither overflows nor loses precision.
+
+    Raises:
+        ValueError: ``k`` is not within 1..n, or ``c`` not within 0..n.
+
+    Example:
+        >>> round(pass_at_k(10, 3, 2), 4)
+        0.5333
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"pass@{k} needs 1 <= k <= n (n = {n})")
+    if not 0 <= c <= n:
+        raise ValueError(f"c = {c} correct out of n = {n} attempts")
+    if n - c < k:
+        return 1.0
+    prob_all_wrong = 1.0
+    for i in range(n - c + 1, n + 1):
+        prob_all_wrong *= 1.0 - k / i
+    return 1.0 - prob_all_wrong
 
 
 class _Group:
@@ -69,7 +93,7 @@ class _Group:
             if row.get("cost") is not None:
                 self.cost = (self.cost or 0.0) + row["cost"]
 
-    def result(self) -> dict[str, Any]:
+    def result(self, with_pass_at_k: bool = False) -> dict[str, Any]:
         per_problem = [c / n for c, n in self.problems.values() if n]
         mean, se, low, high = clustered_score(per_problem)
         scored = sum(n for _, n in self.problems.values())
@@ -90,6 +114,12 @@ class _Group:
         for column, (total, count) in self.sums.items():
             out[f"mean_{column}"] = total / count if count else _NAN
         out["cost"] = self.cost if self.cost is not None else _NAN
+        if with_pass_at_k:
+            # Over the problems with at least k scored attempts; k up to the largest n.
+            most = max((n for _, n in self.problems.values()), default=0)
+            for k in range(1, most + 1):
+                values = [pass_at_k(n, c, k) for c, n in self.problems.values() if n >= k]
+                out[f"pass@{k}"] = sum(values) / len(values) if values else _NAN
         return out
 
 
@@ -97,14 +127,15 @@ _MEANS = ("completion_tokens", "reasoning_tokens", "latency_s", "ttft_s")
 _NAN = float("nan")
 
 
-def summarize(rows: Iterable[dict[str, Any]], subsets: dict[str, tuple[str, ...]] | None = None
-              ) -> list[dict[str, Any]]:
+def summarize(rows: Iterable[dict[str, Any]], subsets: dict[str, tuple[str, ...]] | None = None,
+              pass_k: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """One row per task (``subset`` empty) and one per task x subset value.
 
     Args:
         rows: per-attempt rows (task, sample_id, repeat, outcome, correct, tokens, latency,
             cost, metadata as a JSON string).
         subsets: per task, the metadata fields to break down by.
+        pass_k: tasks whose rows also get ``pass@k`` for every k up to their repeats.
 
     Returns:
         Summary rows as dicts, sorted by task, then subset and value; no pandas needed, so
@@ -122,5 +153,6 @@ def summarize(rows: Iterable[dict[str, Any]], subsets: dict[str, tuple[str, ...]
             for name in fields:
                 if meta.get(name) is not None:
                     groups.setdefault((task, name, str(meta[name])), _Group()).add(row)
-    return [{"task": t, "subset": sub, "value": val, **groups[(t, sub, val)].result()}
+    return [{"task": t, "subset": sub, "value": val,
+             **groups[(t, sub, val)].result(t in pass_k)}
             for t, sub, val in sorted(groups)]

@@ -29,6 +29,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("correct", "bool"),
     ("extracted", "string"),
     ("reason", "string"),
+    ("details", "string"),
     ("target", "string"),
     ("response", "string"),
     ("reasoning", "string"),
@@ -129,13 +130,17 @@ def finalize(
     partial: Path,
     manifest: dict[str, Any],
     subsets: dict[str, tuple[str, ...]],
+    pass_k: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
-    """Write the table, the summary and the manifest; return the summary rows."""
+    """Write the table, the summary and the manifest; return the summary rows.
+
+    ``pass_k`` names the tasks whose summary also reports pass@k.
+    """
     from evals.metrics import summarize
     from evals.report import write_summary
 
     rows, simulated = _write_table(partial, out_dir)
-    summary = summarize(rows, subsets)
+    summary = summarize(rows, subsets, pass_k)
     manifest["simulated"] = simulated or bool(manifest.get("simulated"))
     manifest["counts"] = {o: sum(1 for r in rows if r["outcome"] == o) for o in OUTCOMES}
     manifest["attempts"] = len(rows)

@@ -8,7 +8,7 @@ these, flattened.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "OUTCOMES",
@@ -127,8 +127,12 @@ class Grade:
         extracted: the answer found in the response, or ``None``.
         correct: the verdict; ``None`` when the grader could not decide.
         reason: why, in a few words ("match", "no answer found", "timeout", ...).
+        details: whatever else lets a researcher audit the verdict (normalised forms, the
+            failing test, the time limit used, ...); plain JSON-serialisable values. It
+            lands in the per-attempt table's ``details`` column as JSON.
     """
 
     extracted: str | None
     correct: bool | None
     reason: str
+    details: dict[str, Any] = field(default_factory=dict)

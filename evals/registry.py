@@ -30,8 +30,10 @@ from evals.errors import ConfigError, did_you_mean
 from evals.records import Grade, Sample
 
 __all__ = [
+    "AnswerWriter",
     "DatasetSpec",
     "Grader",
+    "Prepare",
     "Registry",
     "Task",
     "TaskFactory",
@@ -39,6 +41,17 @@ __all__ = [
 ]
 
 Row = Mapping[str, Any]
+
+#: How the simulated server writes a right or wrong answer to one sample:
+#: ``(sample, correct, rng, prompt) -> (reasoning, answer text)``; ``prompt`` is the user
+#: message actually sent (for multiple choice, with the choices in the attempt's order).
+AnswerWriter = Callable[[Sample, bool, random.Random, str], tuple[str, str]]
+
+#: Turns a problem into what one attempt asks: ``(sample, seed, given) -> sample``.
+#: ``seed`` is the attempt's own derived seed (``None`` when grading responses produced
+#: elsewhere); ``given`` holds the fields of such a response line (``{}`` in a run), e.g. a
+#: recorded choice permutation. Must be deterministic in its arguments.
+Prepare = Callable[[Sample, "int | None", Mapping[str, Any]], Sample]
 
 
 class Grader(Protocol):
@@ -94,8 +107,16 @@ class Task:
             their data); ``None`` means the hub.
         description: one line for ``evals list``.
         answer_writer: how the simulated server writes a right or wrong answer to one of
-            this task's samples, ``(sample, correct, rng) -> (reasoning, text)``; ``None``
-            uses the integer-answer math writer.
+            this task's samples (see ``AnswerWriter``); ``None`` uses the integer-answer
+            math writer.
+        prepare: per-attempt changes to a sample (see ``Prepare``), e.g. shuffled choices;
+            ``None``: every repeat asks the same prompt.
+        prompt_key: maps a prompt to what identifies its problem, for the simulated server
+            to recognise prompts that ``prepare`` varies (e.g. the question without its
+            choices); ``None``: the prompt itself.
+        pass_k: report pass@k for every k up to the repeats (code tasks).
+        needs_sandbox: the grader runs model-written code; a run checks the sandbox before
+            sending any request.
     """
 
     name: str
@@ -107,7 +128,11 @@ class Task:
     subsets: tuple[str, ...] = ()
     default_data: Path | None = None
     description: str = ""
-    answer_writer: Callable[[Sample, bool, random.Random], tuple[str, str]] | None = None
+    answer_writer: AnswerWriter | None = None
+    prepare: Prepare | None = None
+    prompt_key: Callable[[str], str] | None = None
+    pass_k: bool = False
+    needs_sandbox: bool = False
 
 
 TaskFactory = Callable[[], Task]

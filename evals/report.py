@@ -14,6 +14,9 @@ SIMULATED_BANNER = (
 )
 
 
+_NAN = float("nan")
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         if math.isnan(value):
@@ -53,6 +56,13 @@ def render_summary_md(summary: list[dict[str, Any]], manifest: dict[str, Any]) -
         for r in main
     ]
     parts += [markdown_table(header, rows), ""]
+    passk = [r for r in main if "pass@1" in r]
+    if passk:
+        ks = sorted({int(k[5:]) for r in passk for k in r if k.startswith("pass@")})
+        parts += ["pass@k (unbiased estimator over the n repeats of each problem):", "",
+                  markdown_table(["task", *[f"pass@{k}" for k in ks]],
+                                 [[r["task"], *[r.get(f"pass@{k}", _NAN) for k in ks]]
+                                  for r in passk]), ""]
     parts.append(
         "Score: mean over problems of the fraction of correct attempts (pass@1 averaged over "
         "the repeats). SE: clustered by problem. Scored attempts: answered, truncated, "
@@ -84,8 +94,9 @@ def write_summary(out_dir: Path, summary: list[dict[str, Any]], manifest: dict[s
     model = manifest.get("config", {}).get("model")
     simulated = bool(manifest.get("simulated"))
     with (out_dir / "summary.csv").open("w", newline="") as fh:
-        fields = ["model", "simulated", *(summary[0].keys() if summary else ["task"])]
-        writer = csv.DictWriter(fh, fieldnames=fields)
+        # Rows of different tasks may differ (pass@k columns): the union, in first-seen order.
+        columns = dict.fromkeys(key for row in summary for key in row) or {"task": None}
+        writer = csv.DictWriter(fh, fieldnames=["model", "simulated", *columns])
         writer.writeheader()
         for row in summary:
             writer.writerow({"model": model, "simulated": simulated, **row})

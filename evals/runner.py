@@ -30,6 +30,7 @@ import orjson
 from evals.client import ChatClient, RetryPolicy
 from evals.data import LoadedData, load_task_data
 from evals.errors import ConfigError, EndpointError, EvalsError, RequestFailed
+from evals.grading.context import GradingContext, GradingOptions
 from evals.output import AttemptWriter, finalize, write_manifest
 from evals.providers import Endpoint, resolve_endpoint
 from evals.records import SCORED_OUTCOMES, Attempt, Grade, Outcome, Response, Sample
@@ -100,6 +101,7 @@ class RunConfig:
     max_retries: int = 8
     timeout: float = 600.0
     results_dir: Path = Path("results")
+    grading: GradingOptions = field(default_factory=GradingOptions)
 
     def identity(self) -> str:
         """A short hash of what determines the answers (not concurrency, not paths)."""
@@ -115,7 +117,7 @@ class RunConfig:
             "data": {k: str(v) for k, v in self.data}, "seed": self.seed,
             "stream": self.stream, "sampling": asdict(self.sampling),
             "system_prompt": self.system_prompt, "max_retries": self.max_retries,
-            "timeout": self.timeout,
+            "timeout": self.timeout, "grading": asdict(self.grading),
         }
 
 
@@ -129,6 +131,7 @@ class GradeConfig:
     out: Path | None = None
     tasks_dirs: tuple[Path, ...] = ()
     results_dir: Path = Path("results")
+    grading: GradingOptions = field(default_factory=GradingOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +236,7 @@ def _row(attempt: Attempt, model: str, outcome: str, grade: Grade | None,
         "correct": grade.correct if grade else None,
         "extracted": grade.extracted if grade else None,
         "reason": grade.reason if grade else error,
+        "details": _details_json(grade.details) if grade and grade.details else None,
         "target": attempt.sample.target,
         "response": response.text if response else None,
         "reasoning": response.reasoning if response else None,
@@ -256,6 +260,10 @@ def _metadata_json(metadata: tuple[tuple[str, str | int | float | None], ...]) -
     return orjson.dumps(dict(metadata)).decode()
 
 
+def _details_json(details: dict[str, Any]) -> str:
+    return orjson.dumps(details, default=str).decode()
+
+
 async def _grade(task: Task, response: Response, sample: Sample) -> tuple[str, Grade]:
     outcome: str = outcome_of(response)
     try:
@@ -273,8 +281,9 @@ def _attempts(tasks: list[Task], loaded: dict[str, LoadedData], cfg_n: int | Non
         n = cfg_n or task.n
         for sample in loaded[task.name].samples:
             for repeat in range(n):
-                yield task, Attempt(task.name, sample, repeat,
-                                    attempt_seed(seed, task.name, sample.id, repeat))
+                own = attempt_seed(seed, task.name, sample.id, repeat)
+                asked = task.prepare(sample, own, {}) if task.prepare else sample
+                yield task, Attempt(task.name, asked, repeat, own)
 
 
 def _out_dir(cfg_out: Path | None, results_dir: Path, tasks: tuple[str, ...], model: str,
@@ -305,6 +314,9 @@ def _base_manifest(kind: str, config: dict[str, Any], loaded: dict[str, LoadedDa
             "run_seed": config.get("seed"),
             "per_attempt": "sha256('{run_seed}|{task}|{sample_id}|{repeat}')[:4] & 0x7fffffff, "
                            "sent as the request seed and recorded per attempt",
+            "per_attempt_prompt": "tasks that vary the prompt per attempt (shuffled "
+                                  "choices) derive the variation from the attempt's seed; "
+                                  "the result (e.g. the permutation) is in its metadata",
         },
     }
 
@@ -361,7 +373,23 @@ async def run(
     # A server that died mid-run: stop instead of failing every remaining attempt slowly.
     dead_after = max(8, 2 * cfg.concurrency)
 
-    async def worker() -> None:
+    # Grading overlaps generation: a worker hands a response to its grader and goes on to
+    # the next request. At most `grading_slots` grades wait at once, so a slow grader (code
+    # in a sandbox) holds the requests back instead of piling responses up in memory.
+    grading_slots = asyncio.Semaphore(max(8, 4 * cfg.grading.workers()))
+
+    async def grade_and_record(task: Task, attempt: Attempt, response: Response,
+                               cached: bool) -> None:
+        try:
+            outcome, grade = await _grade(task, response, attempt.sample)
+            writer.write(_row(attempt, cfg.model, outcome, grade, response, cached, None))
+            progress.add(outcome, grade.correct, response.usage.completion_tokens, cached)
+            if on_progress is not None:
+                on_progress(progress, client)
+        finally:
+            grading_slots.release()
+
+    async def worker(group: asyncio.TaskGroup) -> None:
         for task, attempt in work:
             body = _build_body(cfg, task, endpoint, attempt)
             key = request_key(body, attempt.repeat)
@@ -389,24 +417,30 @@ async def run(
             if response is None:
                 writer.write(_row(attempt, cfg.model, "error", None, None, False, error))
                 progress.add("error", None, None, False)
+                if on_progress is not None:
+                    on_progress(progress, client)
             else:
-                outcome, grade = await _grade(task, response, attempt.sample)
-                writer.write(_row(attempt, cfg.model, outcome, grade, response, cached, None))
-                progress.add(outcome, grade.correct, response.usage.completion_tokens, cached)
-            if on_progress is not None:
-                on_progress(progress, client)
+                await grading_slots.acquire()
+                group.create_task(grade_and_record(task, attempt, response, cached))
 
     # CPU of the thread that runs the request loop (requests, store, grading, table rows).
     cpu_started, wall_started = time.thread_time(), time.perf_counter()
     try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(cfg.concurrency, max(1, total))):
-                group.create_task(worker())
+        async with GradingContext(cfg.grading) as grading:
+            if any(t.needs_sandbox for t in tasks):
+                grading.executor()  # no sandbox: fail now, before any request is paid for
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(cfg.concurrency, max(1, total))):
+                    group.create_task(worker(group))
     except BaseExceptionGroup as eg:
         manifest.update(status="failed", ended=_now())
         write_manifest(out_dir, manifest)
         first = _first_error(eg)
         raise first from None
+    except EvalsError:
+        manifest.update(status="failed", ended=_now())
+        write_manifest(out_dir, manifest)
+        raise
     finally:
         writer.close()
         store.close()
@@ -418,7 +452,8 @@ async def run(
                             "failed": client.stats.failed},
                     timing={"requests_wall_s": round(time.perf_counter() - wall_started, 4),
                             "requests_cpu_s": round(time.thread_time() - cpu_started, 4)})
-    summary = finalize(out_dir, writer.path, manifest, {t.name: t.subsets for t in tasks})
+    summary = finalize(out_dir, writer.path, manifest, {t.name: t.subsets for t in tasks},
+                       frozenset(t.name for t in tasks if t.pass_k))
     return RunResult(out_dir, summary, manifest)
 
 
@@ -436,7 +471,9 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
 
     The responses file has one JSON object per line: ``id`` (the problem's id in the
     task's dataset), ``repeat`` (default 0), ``response`` and optionally ``reasoning`` and
-    ``finish_reason``. Inline think tags in ``response`` are separated as in a live run.
+    ``finish_reason``, plus whatever the task's ``prepare`` reads (multiple choice: the
+    ``permutation`` the prompt used; without it the dataset's order). Inline think tags in
+    ``response`` are separated as in a live run.
 
     Raises:
         DataError: a line is not JSON, lacks ``id``/``response``, names an unknown id, or
@@ -480,8 +517,15 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
             if inline is not None:
                 reasoning = "\n".join(r for r in (reasoning, inline) if r)
             finish = item.get("finish_reason")
+            sample = by_id[sample_id]
+            if task.prepare is not None:
+                try:
+                    sample = task.prepare(sample, None, item)
+                except (KeyError, TypeError, ValueError) as exc:
+                    problems.append(f"line {number}: {exc}")
+                    continue
             records.append((
-                Attempt(task.name, by_id[sample_id], repeat, int(item.get("seed") or 0)),
+                Attempt(task.name, sample, repeat, int(item.get("seed") or 0)),
                 Response(text=answer, reasoning=reasoning,
                          finish_reason=finish if isinstance(finish, str) else None,
                          reasoning_unclosed=unclosed),
@@ -501,12 +545,23 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
               "data": str(cfg.data) if cfg.data else None, "model": model}
     manifest = _base_manifest("grade", config, {task.name: loaded})
     writer = AttemptWriter(out_dir / "attempts.partial.jsonl")
-    try:
-        for attempt, response in records:
+
+    async def grade_one(attempt: Attempt, response: Response) -> None:
+        async with slots:
             outcome, grade = await _grade(task, response, attempt.sample)
             writer.write(_row(attempt, model, outcome, grade, response, False, None))
+
+    slots = asyncio.Semaphore(max(8, 4 * cfg.grading.workers()))
+    try:
+        async with GradingContext(cfg.grading) as grading:
+            if task.needs_sandbox:
+                grading.executor()
+            async with asyncio.TaskGroup() as group:
+                for attempt, response in records:
+                    group.create_task(grade_one(attempt, response))
     finally:
         writer.close()
     manifest.update(status="complete", ended=_now())
-    summary = finalize(out_dir, writer.path, manifest, {task.name: task.subsets})
+    summary = finalize(out_dir, writer.path, manifest, {task.name: task.subsets},
+                       frozenset({task.name}) if task.pass_k else frozenset())
     return RunResult(out_dir, summary, manifest)

@@ -55,7 +55,7 @@ REASONING_FORMATS: tuple[str, ...] = (
 )
 _CONCRETE = REASONING_FORMATS[1:]
 
-AnswerWriter = Callable[[Sample, bool, random.Random], tuple[str, str]]
+AnswerWriter = Callable[[Sample, bool, random.Random, str], tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,22 +102,41 @@ class _Entry:
 
 
 class AnswerBook:
-    """Maps a prompt (the last user message) to the sample it came from."""
+    """Maps a prompt (the last user message) to the sample it came from.
+
+    A task whose prompts vary per attempt (shuffled choices) gives a ``prompt_key`` that
+    maps any of its prompts to what identifies the problem; its samples are found by that
+    key.
+    """
 
     def __init__(self) -> None:
         self._by_prompt: dict[str, _Entry] = {}
+        self._by_key: list[tuple[Callable[[str], str], dict[str, _Entry]]] = []
 
-    def add(self, task: str, samples: Sequence[Sample], writer: AnswerWriter | None) -> None:
+    def add(self, task: str, samples: Sequence[Sample], writer: AnswerWriter | None,
+            prompt_key: Callable[[str], str] | None = None) -> None:
+        table = self._by_prompt
+        if prompt_key is not None:
+            table = {}
+            self._by_key.append((prompt_key, table))
         for sample in samples:
-            self._by_prompt[_prompt_of(sample.chat())] = _Entry(
+            prompt = _prompt_of(sample.chat())
+            table[prompt_key(prompt) if prompt_key else prompt] = _Entry(
                 task, sample, writer or math_answer
             )
 
     def lookup(self, messages: Any) -> _Entry | None:
-        return self._by_prompt.get(_prompt_of(messages))
+        prompt = _prompt_of(messages)
+        found = self._by_prompt.get(prompt)
+        if found is None:
+            for key, table in self._by_key:
+                found = table.get(key(prompt))
+                if found is not None:
+                    break
+        return found
 
     def __len__(self) -> int:
-        return len(self._by_prompt)
+        return len(self._by_prompt) + sum(len(t) for _, t in self._by_key)
 
     @classmethod
     def from_tasks(
@@ -135,7 +154,7 @@ class AnswerBook:
         for name in tasks:
             task = registry.get(name)
             loaded = load_task_data(task, data.get(name))
-            book.add(name, loaded.samples, task.answer_writer)
+            book.add(name, loaded.samples, task.answer_writer, task.prompt_key)
         return book
 
 
@@ -166,7 +185,8 @@ _MATH_ENDINGS = (
 )
 
 
-def math_answer(sample: Sample, correct: bool, rng: random.Random) -> tuple[str, str]:
+def math_answer(sample: Sample, correct: bool, rng: random.Random, prompt: str = ""
+                ) -> tuple[str, str]:
     """(reasoning, answer text) for an integer-answer problem."""
     target = int(sample.target)
     value = target if correct else (target + rng.randint(1, 998)) % 1000
@@ -329,7 +349,7 @@ class _Simulator:
         if entry is None:
             reasoning, text = "I do not recognise this problem.", "I cannot answer that."
         else:
-            reasoning, text = entry.writer(entry.sample, correct, rng)
+            reasoning, text = entry.writer(entry.sample, correct, rng, prompt)
         if truncated:
             return reasoning[: len(reasoning) // 2], "", "length", fmt
         return reasoning, text, "stop", fmt
