@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from evals.errors import ConfigError, EvalsError
+from evals.grading.context import GradingOptions
 
 app = typer.Typer(
     add_completion=False,
@@ -112,6 +113,38 @@ def _progress_hook(console: Any) -> tuple[Any, Any]:
     return bar, hook
 
 
+SinceOpt = Annotated[str | None, typer.Option(
+    help="Only problems from this date on (YYYY-MM-DD; tasks with dates, e.g. livecodebench).")]
+UntilOpt = Annotated[str | None, typer.Option(
+    help="Only problems up to this date (YYYY-MM-DD).")]
+ReleaseOpt = Annotated[str | None, typer.Option(
+    help="Dataset release tag (e.g. livecodebench v5).")]
+OptionOpt = Annotated[list[str] | None, typer.Option(
+    "--option", help="Task option KEY=VALUE (repeatable); see `evals list`.")]
+GradeTimeoutOpt = Annotated[float, typer.Option(
+    help="Wall limit in seconds per answer for math equivalence (graded 'timeout' past it).")]
+GradingProcessesOpt = Annotated[int | None, typer.Option(
+    help="Grading worker processes / parallel sandboxed programs (default: the cores).")]
+UnsafeOpt = Annotated[bool, typer.Option(
+    "--unsafe-no-sandbox",
+    help="Run model-written code WITHOUT bubblewrap isolation (only if you accept the risk).")]
+
+
+def task_options(since: str | None, until: str | None, release: str | None,
+                 option: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """The task options given on the command line, as (key, value) pairs."""
+    found: dict[str, str] = {}
+    for key, value in (("since", since), ("until", until), ("release", release)):
+        if value is not None:
+            found[key] = value
+    for item in option or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE, e.g. --option since=2024-08-01.")
+        found[key.strip()] = value.strip()
+    return tuple(sorted(found.items()))
+
+
 def _print_summary(console: Any, result: Any) -> None:
     from rich.table import Table
 
@@ -129,6 +162,10 @@ def _print_summary(console: Any, result: Any) -> None:
             str(row["repeats"]), str(row["scored"]), str(row["error"]), str(row["truncated"]),
         )
     console.print(table)
+    for row in main:
+        ks = [k for k in row if k.startswith("pass@")]
+        if ks:
+            console.print(f"{row['task']}: " + ", ".join(f"{k} {row[k]:.3f}" for k in ks))
     errors = sum(int(row["error"]) for row in main)
     if errors:
         console.print(f"[yellow]{errors} attempt(s) failed after their retries and are not "
@@ -161,6 +198,13 @@ def run(
     tasks_dir: TasksDirOpt = None,
     max_retries: Annotated[int, typer.Option(help="Retries per request.")] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds of silence before a retry.")] = 600.0,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    release: ReleaseOpt = None,
+    option: OptionOpt = None,
+    grade_timeout: GradeTimeoutOpt = 5.0,
+    grading_processes: GradingProcessesOpt = None,
+    unsafe_no_sandbox: UnsafeOpt = False,
 ) -> None:
     """Run TASKS against a model and write a run folder (rerun the same command to resume)."""
     from rich.console import Console
@@ -177,6 +221,9 @@ def run(
             sampling=Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
             system_prompt=system_prompt, tasks_dirs=tuple(tasks_dir or ()),
             max_retries=max_retries, timeout=timeout,
+            grading=GradingOptions(timeout_s=grade_timeout, processes=grading_processes,
+                                   unsafe_no_sandbox=unsafe_no_sandbox),
+            options=task_options(since, until, release, option),
         )
         bar, hook = _progress_hook(console)
         with bar:
@@ -197,6 +244,13 @@ def grade(
     data: Annotated[Path | None, typer.Option(help="Local data file for the task.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default under results/).")] = None,
     tasks_dir: TasksDirOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    release: ReleaseOpt = None,
+    option: OptionOpt = None,
+    grade_timeout: GradeTimeoutOpt = 5.0,
+    grading_processes: GradingProcessesOpt = None,
+    unsafe_no_sandbox: UnsafeOpt = False,
 ) -> None:
     """Grade responses produced elsewhere, with no model call, into a run folder."""
     from rich.console import Console
@@ -206,7 +260,11 @@ def grade(
     console = Console()
     try:
         cfg = GradeConfig(task=task, responses=responses, data=data, out=out,
-                          tasks_dirs=tuple(tasks_dir or ()))
+                          tasks_dirs=tuple(tasks_dir or ()),
+                          grading=GradingOptions(timeout_s=grade_timeout,
+                                                 processes=grading_processes,
+                                                 unsafe_no_sandbox=unsafe_no_sandbox),
+                          options=task_options(since, until, release, option))
         result = _run_async(grade_responses(cfg))
     except EvalsError as exc:
         _fail(exc)

@@ -85,7 +85,7 @@ class AdaptiveLimiter:
     async def release(self) -> None:
         self.in_flight -= 1
         cond = self._waiters
-        if cond is not None and cond._waiters:  # noqa: SLF001 - cheap check before locking
+        if cond is not None and cond._waiters:
             async with cond:
                 cond.notify(self.limit - self.in_flight)
 

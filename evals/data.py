@@ -143,14 +143,21 @@ def _load_hub(task: Task) -> list[dict[str, Any]]:
     datasets.disable_progress_bars()
     token = os.environ.get("HF_TOKEN") or None
     try:
-        ds = datasets.load_dataset(
-            spec.hub_id, spec.config, split=spec.split, revision=spec.revision, token=token
-        )
+        if spec.data_files:
+            at = f"@{spec.revision}" if spec.revision else ""
+            files = [f"hf://datasets/{spec.hub_id}{at}/{name}" for name in spec.data_files]
+            ds = datasets.load_dataset(_builder_for(spec.data_files[0]), data_files=files,
+                                       split="train", token=token)
+        else:
+            ds = datasets.load_dataset(
+                spec.hub_id, spec.config, split=spec.split, revision=spec.revision,
+                token=token,
+            )
     except Exception as exc:  # offline, gated, renamed: all end here
         text = f"{type(exc).__name__}: {exc}"
         gated = spec.gated or "gated" in text.lower() or "401" in text or "403" in text
         hint = (
-            f" It is gated: request access on its hub page, then set HF_TOKEN to your token."
+            " It is gated: request access on its hub page, then set HF_TOKEN to your token."
             if gated
             else ""
         )
@@ -160,6 +167,17 @@ def _load_hub(task: Task) -> list[dict[str, Any]]:
             f"copy, pass a local file: --data {task.name}=PATH (jsonl, parquet or csv)."
         ) from exc
     return [dict(row) for row in ds]
+
+
+def _builder_for(name: str) -> str:
+    """The ``datasets`` packaged builder for a data file, by its extension."""
+    lowered = name.lower().removesuffix(".gz")
+    for suffix, builder in ((".jsonl", "json"), (".json", "json"), (".parquet", "parquet"),
+                            (".csv", "csv")):
+        if lowered.endswith(suffix):
+            return builder
+    raise DataError(f"Cannot tell how to read the hub data file {name!r}: expected .jsonl, "
+                    ".json, .parquet or .csv.")
 
 
 def _rows_for(task: Task, data: Path | None) -> tuple[list[dict[str, Any]], str, str]:
@@ -180,7 +198,8 @@ def _rows_for(task: Task, data: Path | None) -> tuple[list[dict[str, Any]], str,
         return rows, str(path.resolve()), fingerprint
     spec = task.dataset
     key = hashlib.sha256(
-        orjson.dumps([spec.hub_id, spec.config, spec.split, spec.revision])
+        orjson.dumps([spec.hub_id, spec.config, spec.split, spec.revision,
+                      list(spec.data_files)])
     ).hexdigest()
     cached = cache_dir() / "hub" / f"{key}.jsonl"
     rows = _read_cache(cached)
@@ -231,6 +250,8 @@ def load_task_data(task: Task, data: Path | None = None, limit: int | None = Non
     """
     rows, source, fingerprint = _rows_for(task, data)
     samples = list(_samples(task, rows, source))
+    if task.keep is not None:
+        samples = [s for s in samples if task.keep(s)]
     if limit is not None:
         samples = samples[:limit]
     return LoadedData(samples=samples, source=source, fingerprint=fingerprint, rows=len(rows))

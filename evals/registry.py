@@ -71,6 +71,10 @@ class DatasetSpec:
         revision: a commit sha or tag to pin (``None``: the default branch; the manifest
             then records the fingerprint of what was loaded).
         gated: the dataset needs the user's own hub token.
+        data_files: files of the hub repository to read with ``datasets``' own json /
+            parquet / csv loaders instead of the repository's loading script (script-based
+            datasets that current ``datasets`` no longer runs), e.g.
+            ``("test.jsonl", "test2.jsonl")``.
     """
 
     hub_id: str
@@ -78,6 +82,7 @@ class DatasetSpec:
     config: str | None = None
     revision: str | None = None
     gated: bool = False
+    data_files: tuple[str, ...] = ()
 
     def describe(self) -> str:
         parts = [self.hub_id]
@@ -86,6 +91,8 @@ class DatasetSpec:
         parts.append(f"split {self.split}")
         if self.revision:
             parts.append(f"revision {self.revision}")
+        if self.data_files:
+            parts.append(f"files {', '.join(self.data_files)}")
         return ", ".join(parts)
 
 
@@ -117,6 +124,13 @@ class Task:
         pass_k: report pass@k for every k up to the repeats (code tasks).
         needs_sandbox: the grader runs model-written code; a run checks the sandbox before
             sending any request.
+        keep: which samples to use (applied after loading, before ``--limit``); ``None``
+            keeps all.
+        options: the task options it accepts (``--since``, ``--until``, ``--release``,
+            ``--option KEY=VALUE``); giving one it does not accept is an error.
+        configure: returns the task specialised by its options (another dataset, a
+            ``keep`` filter); called only when options are given. Raises ``ConfigError``
+            for a bad value.
     """
 
     name: str
@@ -133,6 +147,33 @@ class Task:
     prompt_key: Callable[[str], str] | None = None
     pass_k: bool = False
     needs_sandbox: bool = False
+    keep: Callable[[Sample], bool] | None = None
+    options: tuple[str, ...] = ()
+    configure: Callable[[Mapping[str, str]], Task] | None = None
+
+    def with_options(self, options: Mapping[str, str]) -> Task:
+        """This task specialised by ``options`` (itself when there are none).
+
+        Raises:
+            ConfigError: an option this task does not accept, or a bad value.
+        """
+        if not options:
+            return self
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            accepted = ", ".join(self.options) or "none"
+            raise ConfigError(
+                f"Task {self.name!r} does not accept the option(s) {', '.join(unknown)} "
+                f"(it accepts: {accepted}). Drop them, or run them only with tasks that "
+                "take them."
+            )
+        if self.configure is None:
+            return self
+        configured = self.configure(options)
+        if configured.name != self.name:
+            raise ConfigError(f"Task {self.name!r}: configure() renamed it to "
+                              f"{configured.name!r}.")
+        return configured
 
 
 TaskFactory = Callable[[], Task]

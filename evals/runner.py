@@ -102,11 +102,14 @@ class RunConfig:
     timeout: float = 600.0
     results_dir: Path = Path("results")
     grading: GradingOptions = field(default_factory=GradingOptions)
+    options: tuple[tuple[str, str], ...] = ()
 
     def identity(self) -> str:
         """A short hash of what determines the answers (not concurrency, not paths)."""
-        key = [self.tasks, self.model, self.provider, self.base_url, self.n, self.limit,
+        key: list[Any] = [self.tasks, self.model, self.provider, self.base_url, self.n, self.limit,
                self.seed, asdict(self.sampling), self.system_prompt]
+        if self.options:
+            key.append(sorted(self.options))
         return hashlib.sha256(orjson.dumps(key, default=str)).hexdigest()[:10]
 
     def public(self) -> dict[str, Any]:
@@ -118,6 +121,7 @@ class RunConfig:
             "stream": self.stream, "sampling": asdict(self.sampling),
             "system_prompt": self.system_prompt, "max_retries": self.max_retries,
             "timeout": self.timeout, "grading": asdict(self.grading),
+            "options": dict(self.options),
         }
 
 
@@ -132,6 +136,7 @@ class GradeConfig:
     tasks_dirs: tuple[Path, ...] = ()
     results_dir: Path = Path("results")
     grading: GradingOptions = field(default_factory=GradingOptions)
+    options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +280,20 @@ async def _grade(task: Task, response: Response, sample: Sample) -> tuple[str, G
     return outcome, grade
 
 
+def _with_options(tasks: list[Task], options: tuple[tuple[str, str], ...]) -> list[Task]:
+    """Each task specialised by the options it accepts; an option no task accepts is an
+    error."""
+    given = dict(options)
+    unused = set(given) - {name for t in tasks for name in t.options}
+    if unused:
+        accepted = "; ".join(f"{t.name}: {', '.join(t.options) or 'none'}" for t in tasks)
+        raise ConfigError(
+            f"No task of this run accepts the option(s) {', '.join(sorted(unused))} "
+            f"(options accepted: {accepted})."
+        )
+    return [t.with_options({k: v for k, v in given.items() if k in t.options}) for t in tasks]
+
+
 def _attempts(tasks: list[Task], loaded: dict[str, LoadedData], cfg_n: int | None,
               seed: int) -> Iterator[tuple[Task, Attempt]]:
     for task in tasks:
@@ -344,7 +363,7 @@ async def run(
     if cfg.concurrency < 1:
         raise ConfigError(f"--concurrency {cfg.concurrency}: must be at least 1.")
     registry = Registry(tasks_dirs=cfg.tasks_dirs)
-    tasks = registry.get_many(cfg.tasks)
+    tasks = _with_options(registry.get_many(cfg.tasks), cfg.options)
     data = dict(cfg.data)
     unknown = set(data) - {t.name for t in tasks}
     if unknown:
@@ -483,7 +502,7 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
     from evals.parsing import split_think_tags
 
     registry = Registry(tasks_dirs=cfg.tasks_dirs)
-    task = registry.get(cfg.task)
+    task = _with_options([registry.get(cfg.task)], cfg.options)[0]
     loaded = load_task_data(task, cfg.data)
     by_id = {s.id: s for s in loaded.samples}
     if not cfg.responses.is_file():
