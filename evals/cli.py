@@ -282,14 +282,15 @@ def list_(tasks_dir: TasksDirOpt = None) -> None:
 
     console = Console()
     try:
-        described = Registry(tasks_dirs=tuple(tasks_dir or ())).describe()
+        registry = Registry(tasks_dirs=tuple(tasks_dir or ()))
+        described = [(name, doc, registry.get(name)) for name, doc in registry.describe()]
     except EvalsError as exc:
         _fail(exc)
     tasks_table = Table(title="Tasks")
-    tasks_table.add_column("task")
-    tasks_table.add_column("description")
-    for name, doc in described:
-        tasks_table.add_row(name, doc)
+    for column in ("task", "description", "repeats", "options"):
+        tasks_table.add_column(column)
+    for name, doc, built in described:
+        tasks_table.add_row(name, doc, str(built.n), ", ".join(built.options) or "-")
     console.print(tasks_table)
     prov = Table(title="Providers")
     for column in ("provider", "base URL", "key variable", "note"):
