@@ -118,7 +118,8 @@ SinceOpt = Annotated[str | None, typer.Option(
 UntilOpt = Annotated[str | None, typer.Option(
     help="Only problems up to this date (YYYY-MM-DD).")]
 ReleaseOpt = Annotated[str | None, typer.Option(
-    help="Dataset release tag (e.g. livecodebench v5).")]
+    help="Dataset release tag, e.g. livecodebench release_v5 (cumulative) or v5 (only the "
+         "problems new in v5).")]
 OptionOpt = Annotated[list[str] | None, typer.Option(
     "--option", help="Task option KEY=VALUE (repeatable); see `evals list`.")]
 GradeTimeoutOpt = Annotated[float, typer.Option(

@@ -154,16 +154,33 @@ def _load_hub(task: Task) -> list[dict[str, Any]]:
                 token=token,
             )
     except Exception as exc:  # offline, gated, renamed: all end here
-        text = f"{type(exc).__name__}: {exc}"
-        gated = spec.gated or "gated" in text.lower() or "401" in text or "403" in text
-        hint = (
-            " It is gated: request access on its hub page, then set HF_TOKEN to your token."
-            if gated
-            else ""
-        )
+        text = f"{type(exc).__name__}: {str(exc).strip().rstrip('.')}"
+        lowered = text.lower()
+        refused = any(word in lowered for word in (
+            "gated", "401", "403", "unauthorized", "forbidden", "authenticated",
+            "restricted", "access to dataset"))
+        local = (f"If you have your own copy, pass it instead: --data {task.name}=PATH "
+                 "(jsonl, parquet or csv).")
+        if refused or spec.gated:
+            # One message with the two steps that fix it, whatever datasets said.
+            page = f"https://huggingface.co/datasets/{spec.hub_id}"
+            token_state = (
+                "HF_TOKEN is set, so the hub refused that token: check that its account "
+                "has been granted access on that page"
+                if token else "HF_TOKEN is not set"
+            )
+            lead = ("the Hugging Face Hub refused access" if refused
+                    else "it failed to load, and it is gated")
+            raise DataError(
+                f"Could not load the dataset of task {task.name!r} ({spec.describe()}): "
+                f"{lead} ({text[:200]}). {spec.hub_id} is a gated dataset: open {page}, log "
+                "in and accept its terms to request access; then create a read token at "
+                "https://huggingface.co/settings/tokens and set it in the environment "
+                f"variable HF_TOKEN ({token_state}). {local}"
+            ) from exc
         raise DataError(
             f"Could not load the dataset of task {task.name!r} from the Hugging Face Hub "
-            f"({spec.describe()}): {text[:300]}.{hint} If you are offline or have your own "
+            f"({spec.describe()}): {text[:300]}. If you are offline or have your own "
             f"copy, pass a local file: --data {task.name}=PATH (jsonl, parquet or csv)."
         ) from exc
     return [dict(row) for row in ds]

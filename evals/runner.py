@@ -29,7 +29,7 @@ import orjson
 
 from evals.client import ChatClient, RetryPolicy
 from evals.data import LoadedData, load_task_data
-from evals.errors import ConfigError, EndpointError, EvalsError, RequestFailed
+from evals.errors import ConfigError, DataError, EndpointError, EvalsError, RequestFailed
 from evals.grading.context import GradingContext, GradingOptions
 from evals.output import AttemptWriter, finalize, write_manifest
 from evals.providers import Endpoint, resolve_endpoint
@@ -301,7 +301,13 @@ def _attempts(tasks: list[Task], loaded: dict[str, LoadedData], cfg_n: int | Non
         for sample in loaded[task.name].samples:
             for repeat in range(n):
                 own = attempt_seed(seed, task.name, sample.id, repeat)
-                asked = task.prepare(sample, own, {}) if task.prepare else sample
+                asked = sample
+                if task.prepare is not None:
+                    try:
+                        asked = task.prepare(sample, own, {})
+                    except (KeyError, TypeError, ValueError) as exc:
+                        raise DataError(f"Task {task.name!r}, problem {sample.id!r}: cannot "
+                                        f"prepare repeat {repeat}: {exc}") from exc
                 yield task, Attempt(task.name, asked, repeat, own)
 
 
@@ -498,7 +504,6 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
         DataError: a line is not JSON, lacks ``id``/``response``, names an unknown id, or
             repeats an (id, repeat) pair; every bad line is listed.
     """
-    from evals.errors import DataError
     from evals.parsing import split_think_tags
 
     registry = Registry(tasks_dirs=cfg.tasks_dirs)
