@@ -1,0 +1,561 @@
+"""Code generation: LiveCodeBench and HumanEval, graded by running the code (pass@k).
+
+* **LiveCodeBench** (Jain et al., "LiveCodeBench: Holistic and Contamination Free
+  Evaluation of Large Language Models for Code", arXiv:2403.07974;
+  https://livecodebench.github.io). Data: ``livecodebench/code_generation_lite`` on the
+  Hugging Face Hub, read as its JSONL shards (``test.jsonl`` ... ``test6.jsonl``) through
+  ``datasets``' own json loader, since current ``datasets`` no longer runs the
+  repository's loading script. Prompt: LiveCodeBench's chat format
+  (``lcb_runner/prompts/code_generation.py``, HEAD 28fef95): its generic system message
+  and the "### Question / ### Format / ### Answer" user message, with the starter code for
+  LeetCode problems. Grading: LiveCodeBench's rules (``evals.grading.code``).
+* **HumanEval** (Chen et al., "Evaluating Large Language Models Trained on Code",
+  arXiv:2107.03374; https://github.com/openai/human-eval). Data: ``openai/openai_humaneval``
+  (split ``test``). Prompt: simple-evals' chat instruction followed by the function's
+  signature and docstring; the program run is the prompt, the model's function, the
+  problem's ``test`` and ``check(entry_point)``.
+
+Options of ``livecodebench`` (``--release``, ``--since``, ``--until``):
+
+* ``release``: LiveCodeBench's own tags. ``release_vN`` is cumulative (``test.jsonl`` to
+  ``testN.jsonl``; ``release_latest`` = all six); ``vN`` is *only* the problems new in that
+  release (``testN.jsonl``; ``v1`` = ``test.jsonl``); ``vA_vB`` is the new problems of
+  releases A to B (``v4_v5`` approximates DeepSeek-R1's 2024-08 .. 2025-01 window). Each
+  tag also keeps only contest dates inside its release window (May 2023 to the end of
+  the release's last month), so a local copy of all problems given with ``--data`` is cut
+  the same way.
+* ``since`` / ``until``: contest dates (``YYYY-MM-DD``, both days included; LiveCodeBench's
+  runner bounds ``--end_date`` at midnight instead, so pass the following day there).
+
+The default is ``release_v5`` (880 problems, May 2023 - Jan 2025): "LiveCodeBench v5" is
+what the model cards this harness compares with quote (DeepSeek-R1, Qwen3, Magistral,
+Artificial Analysis), each with its own date window, so pass ``--since``/``--until``
+to match one (DeepSeek-R1: ``--since 2024-08-01 --until 2025-01-31``).
+
+Default repeats: 3 for LiveCodeBench (Artificial Analysis and evalchemy, the settings of
+published reasoning-model numbers; LiveCodeBench's own runner uses 10 with 2,000-token
+chat answers) and 5 for HumanEval (simple-evals' pass@1/2/5).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import json
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from evals.errors import ConfigError
+from evals.grading.code import CodeProblem, extract_code, grade_program, humaneval_program
+from evals.grading.lcb import TestCase, decode_private_tests, parse_public_tests
+from evals.records import Grade, Sample
+from evals.registry import DatasetSpec, Grader, Task, task
+
+__all__ = [
+    "HUMANEVAL_INSTRUCTION",
+    "LCB_RELEASES",
+    "LCB_SYSTEM_MESSAGE",
+    "ProblemBank",
+    "humaneval",
+    "lcb_prompt",
+    "livecodebench",
+    "mutate_solution",
+    "release_files",
+]
+
+LCB_SYSTEM_MESSAGE = (
+    "You are an expert Python programmer. You will be given a question (problem "
+    "specification) and will generate a correct Python program that matches the "
+    "specification and passes all tests."
+)
+_LCB_FORMAT_STARTER = (
+    "You will use the following starter code to write the solution to the problem and "
+    "enclose your code within delimiters."
+)
+_LCB_FORMAT_STDIN = (
+    "Read the inputs from stdin solve the problem and write the answer to stdout (do not "
+    "directly test on the sample inputs). Enclose your code within delimiters as follows. "
+    "Ensure that when the python program runs, it reads the inputs, runs the algorithm and "
+    "writes output to STDOUT."
+)
+HUMANEVAL_INSTRUCTION = (
+    "Read the following function signature and docstring, and fully implement the "
+    "function described. Your response should only contain the code for this function.\n"
+)
+
+_LCB_HUB = "livecodebench/code_generation_lite"
+_SHARDS = ("test.jsonl", "test2.jsonl", "test3.jsonl", "test4.jsonl", "test5.jsonl",
+           "test6.jsonl")
+_FIRST_DAY = "2023-05-01"
+#: First day after each release's window (LiveCodeBench README, "Dataset Versions").
+_RELEASE_ENDS = ("2024-04-01", "2024-06-01", "2024-08-01", "2024-10-01", "2025-02-01",
+                 "2025-05-01")
+LCB_RELEASES = (*(f"release_v{i}" for i in range(1, 7)), "release_latest",
+                *(f"v{i}" for i in range(1, 7)),
+                *(f"v{a}_v{b}" for a in range(1, 7) for b in range(a + 1, 7)))
+DEFAULT_RELEASE = "release_v5"
+LCB_TIME_LIMIT_S = 6.0  # lcb_runner's --timeout default, per test
+HUMANEVAL_TIME_LIMIT_S = 3.0  # human-eval's timeout per completion
+
+
+def release_files(tag: str) -> tuple[tuple[str, ...], str, str]:
+    """The shards and the contest-date window ``[start, end)`` of a release tag.
+
+    Example:
+        >>> release_files("v4_v5")
+        (('test4.jsonl', 'test5.jsonl'), '2024-08-01', '2025-02-01')
+
+    Raises:
+        ConfigError: an unknown tag; the message lists the valid ones.
+    """
+    name = tag.strip().lower()
+    if name in ("release_latest", "latest"):
+        name = "release_v6"
+    first: int | None = None
+    last: int | None = None
+    if name.startswith("release_v") and name[9:].isdigit():
+        first, last = 1, int(name[9:])
+    elif name.startswith("v") and name[1:].isdigit():
+        first = last = int(name[1:])
+    elif name.startswith("v") and "_v" in name:
+        a, _, b = name[1:].partition("_v")
+        if a.isdigit() and b.isdigit() and int(a) < int(b):
+            first, last = int(a), int(b)
+    if first is None or last is None or not 1 <= first <= last <= len(_SHARDS):
+        raise ConfigError(
+            f"--release {tag!r} is not a LiveCodeBench release. Use release_v1 .. release_v6 "
+            "or release_latest (cumulative), v1 .. v6 (only that release's new problems) or "
+            "a range such as v4_v5."
+        )
+    start = _FIRST_DAY if first == 1 else _RELEASE_ENDS[first - 2]
+    return _SHARDS[first - 1:last], start, _RELEASE_ENDS[last - 1]
+
+
+def _date(value: str, option: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError(f"--{option} {value!r} is not a date; use YYYY-MM-DD, e.g. "
+                          f"--{option} 2024-08-01.") from None
+
+
+def lcb_prompt(question: str, starter_code: str) -> str:
+    """LiveCodeBench's user message (``get_generic_question_template_answer``)."""
+    prompt = f"### Question:\n{question}\n\n"
+    if starter_code:
+        prompt += f"### Format: {_LCB_FORMAT_STARTER}\n```python\n{starter_code}\n```\n\n"
+    else:
+        prompt += f"### Format: {_LCB_FORMAT_STDIN}\n```python\n# YOUR CODE HERE\n```\n\n"
+    return prompt + "### Answer: (use the provided format with backticks)\n\n"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Entry:
+    kind: str
+    public: str = ""
+    private: str = ""
+    fn_name: str | None = None
+    prompt: str = ""
+    test: str = ""
+    entry_point: str = ""
+    solution: str = ""
+
+
+class ProblemBank:
+    """The tests of a task's problems, keyed by each sample's ``target``.
+
+    Tests can be large (LiveCodeBench's private tests reach megabytes per problem), and
+    ``target`` lands in every row of the per-attempt table, so a sample's target is a
+    short key (kind, digest, counts) and the tests stay here, private tests still in
+    their compressed form. ``to_sample`` fills the bank while the task's data loads;
+    graders and the simulator's answer writer read it. Decoded problems are kept in a
+    small LRU (the attempts of one problem are graded close together).
+    """
+
+    def __init__(self, cache_size: int = 8) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._decoded: OrderedDict[str, CodeProblem] = OrderedDict()
+        self._cache_size = cache_size
+
+    def add(self, key: str, entry: _Entry) -> None:
+        self._entries[key] = entry
+
+    def entry(self, key: str) -> _Entry | None:
+        return self._entries.get(key)
+
+    def problem(self, key: str) -> CodeProblem | None:
+        """The decoded problem behind a target, or ``None`` if it was never loaded."""
+        if key in self._decoded:
+            self._decoded.move_to_end(key)
+            return self._decoded[key]
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.kind == "humaneval":
+            problem = CodeProblem("humaneval", time_limit_s=HUMANEVAL_TIME_LIMIT_S)
+        else:
+            tests = (*parse_public_tests(entry.public),
+                     *decode_private_tests(entry.private))
+            problem = CodeProblem("functional" if entry.fn_name else "stdin", tests,
+                                  fn_name=entry.fn_name, time_limit_s=LCB_TIME_LIMIT_S)
+        self._decoded[key] = problem
+        if len(self._decoded) > self._cache_size:
+            self._decoded.popitem(last=False)
+        return problem
+
+
+def _missing(sample: Sample) -> Grade:
+    return Grade(None, None, "tests not loaded",
+                 {"error": f"no tests for target {sample.target!r}: this sample was not "
+                           "loaded through this task's to_sample"})
+
+
+# -- LiveCodeBench ---------------------------------------------------------------------
+
+
+def _lcb_sample(bank: ProblemBank) -> Callable[[Mapping[str, Any], int], Sample]:
+    def to_sample(row: Mapping[str, Any], index: int) -> Sample:
+        qid = str(row["question_id"])
+        public = str(row.get("public_test_cases") or "")
+        private = str(row.get("private_test_cases") or "")
+        meta_raw = row.get("metadata") or "{}"
+        meta = json.loads(meta_raw) if isinstance(meta_raw, str) else dict(meta_raw)
+        fn_name = meta.get("func_name") or None
+        n_public = len(parse_public_tests(public, where=f"{qid} public tests"))
+        n_private = len(decode_private_tests(private, where=f"{qid} private tests"))
+        if n_public + n_private == 0:
+            raise ValueError(f"problem {qid} has no test cases")
+        kind = "functional" if fn_name else "stdin"
+        digest = hashlib.sha256(f"{kind}\0{fn_name}\0{public}\0{private}".encode()).hexdigest()
+        target = (f"{kind} tests sha256:{digest[:16]} ({n_public} public + {n_private} "
+                  "private)")
+        bank.add(target, _Entry(kind, public=public, private=private, fn_name=fn_name))
+        contest_date = str(row["contest_date"])
+        _date(contest_date, "contest_date")  # malformed dates fail at load, not in keep
+        return Sample(
+            id=qid,
+            messages=(("system", LCB_SYSTEM_MESSAGE),
+                      ("user", lcb_prompt(str(row["question_content"]),
+                                          str(row.get("starter_code") or "")))),
+            target=target,
+            metadata=(("platform", str(row.get("platform", ""))),
+                      ("difficulty", str(row.get("difficulty", ""))),
+                      ("contest_date", contest_date),
+                      ("contest_id", str(row.get("contest_id", ""))),
+                      ("title", str(row.get("question_title", ""))),
+                      ("kind", kind), ("tests", n_public + n_private)),
+        )
+
+    return to_sample
+
+
+def _code_grader(bank: ProblemBank, humaneval_entry: bool = False) -> Grader:
+    async def grade(answer: str, sample: Sample) -> Grade:
+        problem = bank.problem(sample.target)
+        entry = bank.entry(sample.target)
+        if problem is None or entry is None:
+            return _missing(sample)
+        code, how = extract_code(answer)
+        program = code
+        if code is not None and humaneval_entry:
+            program = (humaneval_program(entry.prompt, code, entry.entry_point)
+                       + f"\n{entry.test}\n\ncheck({entry.entry_point})\n")
+        return await grade_program(program, problem, extracted=code, how=how)
+
+    return grade
+
+
+def _window_filter(start: datetime, end: datetime) -> Callable[[Sample], bool]:
+    def keep(sample: Sample) -> bool:
+        date = datetime.fromisoformat(str(dict(sample.metadata)["contest_date"]))
+        return start <= date < end
+
+    return keep
+
+
+def _lcb_task(bank: ProblemBank, options: Mapping[str, str]) -> Task:
+    release = options.get("release") or DEFAULT_RELEASE
+    files, first, end = release_files(release)
+    start, stop = _date(first, "release"), _date(end, "release")
+    if options.get("since"):
+        start = max(start, _date(options["since"], "since"))
+    if options.get("until"):
+        until = _date(options["until"], "until")
+        if len(options["until"].strip()) == 10:  # a day: include all of it
+            until += timedelta(days=1)
+        stop = min(stop, until)
+    if start >= stop:
+        raise ConfigError(f"The contest-date window {start.date()} .. {stop.date()} of "
+                          f"livecodebench (release {release}) is empty; check --since and "
+                          "--until.")
+    window = f"{start.date()} <= contest date < {stop.isoformat(sep=' ')}"
+    return Task(
+        name="livecodebench",
+        dataset=DatasetSpec(_LCB_HUB, split="test", data_files=files),
+        to_sample=_lcb_sample(bank),
+        grader=_code_grader(bank),
+        n=3,
+        subsets=("difficulty", "platform"),
+        description=f"LiveCodeBench code generation, {release} ({window})",
+        answer_writer=_lcb_writer(bank),
+        pass_k=True,
+        needs_sandbox=True,
+        keep=_window_filter(start, stop),
+        options=("release", "since", "until"),
+        configure=lambda given: _lcb_task(bank, given),
+    )
+
+
+@task("livecodebench")
+def livecodebench() -> Task:
+    """LiveCodeBench code generation (release_v5 by default), run in the sandbox, pass@k."""
+    return _lcb_task(ProblemBank(), {})
+
+
+# -- HumanEval ------------------------------------------------------------------------
+
+
+def _humaneval_sample(bank: ProblemBank) -> Callable[[Mapping[str, Any], int], Sample]:
+    def to_sample(row: Mapping[str, Any], index: int) -> Sample:
+        task_id, prompt = str(row["task_id"]), str(row["prompt"])
+        test, entry_point = str(row["test"]), str(row["entry_point"])
+        digest = hashlib.sha256(f"{prompt}\0{test}\0{entry_point}".encode()).hexdigest()
+        target = f"check({entry_point}) sha256:{digest[:16]}"
+        bank.add(target, _Entry("humaneval", prompt=prompt, test=test, entry_point=entry_point,
+                                solution=str(row.get("canonical_solution") or "")))
+        return Sample(id=task_id, messages=(("user", HUMANEVAL_INSTRUCTION + prompt),),
+                      target=target, metadata=(("entry_point", entry_point),))
+
+    return to_sample
+
+
+@task("humaneval")
+def humaneval() -> Task:
+    """HumanEval (164 Python functions), graded by each problem's check(), pass@k."""
+    bank = ProblemBank()
+    return Task(
+        name="humaneval",
+        dataset=DatasetSpec("openai/openai_humaneval", split="test"),
+        to_sample=_humaneval_sample(bank),
+        grader=_code_grader(bank, humaneval_entry=True),
+        n=5,
+        description="HumanEval",
+        answer_writer=_humaneval_writer(bank),
+        pass_k=True,
+        needs_sandbox=True,
+    )
+
+
+# -- the simulated model's answers ----------------------------------------------------
+
+_THOUGHTS = (
+    "Let me restate the problem and look at the constraints first. ",
+    ("The constraints are small enough for a direct approach, but let me check the edge "
+     "cases: empty input, a single element, the largest values. "),
+    "I'll trace the first example by hand to make sure I understand the format. ",
+    "Wait, I should double-check the output format: one value per line. ",
+    "A sort followed by a linear scan should be enough here. ",
+)
+_INTROS = ("Here is my solution.", "Here's the implementation:", "Final code:",
+           "Putting it together:", "The complete program:")
+_OUTROS = ("", "\n\nThis runs in O(n log n) time.", "\n\nIt handles the edge cases above.",
+           "\n\nTime complexity is linear in the input size.")
+
+
+def _reasoning(rng: random.Random, correct: bool) -> str:
+    steps = rng.sample(_THOUGHTS, k=3)
+    if not correct:
+        steps.append("I think this covers everything, though I'm not fully sure about "
+                     "the boundary case. ")
+    return "".join(steps).strip()
+
+
+def _respond(code: str, rng: random.Random, correct: bool) -> tuple[str, str]:
+    fence = rng.choice(("python", "python", "python", "py", "Python3"))
+    parts = []
+    if rng.random() < 0.3:  # an earlier sketch: graders must take the last block
+        parts.append("A first brute-force sketch:\n\n```python\n# brute force, too slow\n"
+                     "pass\n```\n\nThat is too slow, so let me refine it.\n\n")
+    parts.append(f"{rng.choice(_INTROS)}\n\n```{fence}\n{code.rstrip()}\n```")
+    parts.append(rng.choice(_OUTROS))
+    return _reasoning(rng, correct), "".join(parts)
+
+
+def _lcb_writer(bank: ProblemBank) -> Callable[[Sample, bool, random.Random, str],
+                                               tuple[str, str]]:
+    def write(sample: Sample, correct: bool, rng: random.Random, prompt: str
+              ) -> tuple[str, str]:
+        problem = bank.problem(sample.target)
+        if problem is None:
+            return "I do not know these tests.", "```python\nprint()\n```"
+        crash = not correct and rng.random() < 0.4
+        if problem.kind == "functional":
+            code = _lookup_method(problem.tests, problem.fn_name or "solve", correct, crash)
+        else:
+            code = _lookup_program(problem.tests, correct, crash)
+        return _respond(code, rng, correct)
+
+    return write
+
+
+def _lookup_program(tests: tuple[TestCase, ...], correct: bool, crash: bool) -> str:
+    """A stdin program answering exactly the known tests (a simulated model, not a
+    solution): right, wrong (an extra digit on the last line) or crashing."""
+    table = {t.input: t.output if correct else t.output.rstrip("\n") + "0\n" for t in tests}
+    lines = ["import sys", "", f"ANSWERS = {table!r}", "", "", "def main():",
+             "    data = sys.stdin.read()"]
+    if crash:
+        lines += ["    values = data.split()", "    print(values[len(values)])"]
+    else:
+        lines += ["    sys.stdout.write(ANSWERS.get(data, ''))"]
+    return "\n".join([*lines, "", "", "main()"])
+
+
+def _lookup_method(tests: tuple[TestCase, ...], fn_name: str, correct: bool,
+                   crash: bool) -> str:
+    """A LeetCode class whose method answers exactly the known tests: right, wrong (the
+    answer wrapped in a list) or crashing."""
+    table = {}
+    for t in tests:
+        key = json.dumps([json.loads(line) for line in t.input.split("\n")])
+        table[key] = t.output if correct else json.dumps([json.loads(t.output)])
+    body = ("        return self.helper(*args)" if crash
+            else "        return json.loads(ANSWERS[json.dumps(list(args))])")
+    return "\n".join(["import json", "", f"ANSWERS = {table!r}", "", "",
+                      "class Solution:", f"    def {fn_name}(self, *args):", body])
+
+
+def _humaneval_writer(bank: ProblemBank) -> Callable[[Sample, bool, random.Random, str],
+                                                     tuple[str, str]]:
+    def write(sample: Sample, correct: bool, rng: random.Random, prompt: str
+              ) -> tuple[str, str]:
+        entry = bank.entry(sample.target)
+        if entry is None:
+            return "I do not know this function.", "```python\npass\n```"
+        code = entry.prompt + entry.solution
+        if not correct:
+            # Always wrong, so simulated scores track the configured accuracy (a single
+            # slip survives HumanEval's tests 9% of the time).
+            mutated = None if rng.random() < 0.4 else mutate_solution(
+                entry.prompt, entry.solution, entry.entry_point, rng, kind="no_return")
+            code = mutated or _crashing(entry.prompt, entry.solution)
+        return _respond(code, rng, correct)
+
+    return write
+
+
+def _crashing(prompt: str, solution: str) -> str:
+    return prompt + "    _validate_arguments()\n" + solution
+
+
+class _Mutator(ast.NodeTransformer):
+    """Applies the ``pick``-th applicable slip (``pick=None``: only counts them)."""
+
+    _SWAPS: ClassVar[dict[type, type]] = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE,
+                                          ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+                                          ast.NotEq: ast.Eq, ast.Add: ast.Sub,
+                                          ast.Sub: ast.Add, ast.And: ast.Or, ast.Or: ast.And}
+
+    def __init__(self, pick: int | None) -> None:
+        self.pick = pick
+        self.seen = 0
+
+    def _hit(self) -> bool:
+        hit = self.pick == self.seen
+        self.seen += 1
+        return hit
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        self.generic_visit(node)
+        swap = self._SWAPS.get(type(node.ops[0]))
+        if swap is not None and self._hit():
+            node.ops[0] = swap()
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        swap = self._SWAPS.get(type(node.op))
+        if swap is not None and self._hit():
+            node.op = swap()
+        return node
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        self.generic_visit(node)
+        swap = self._SWAPS.get(type(node.op))
+        if swap is not None and self._hit():
+            node.op = swap()
+        return node
+
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        value = node.value
+        if isinstance(value, int) and not isinstance(value, bool) and self._hit():
+            return ast.copy_location(ast.Constant(value + 1), node)
+        return node
+
+
+class _DropReturns(ast.NodeTransformer):
+    """``return value`` -> ``return`` everywhere except in nested functions."""
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        return node  # nested helpers keep their returns
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
+        return node
+
+    def visit_Return(self, node: ast.Return) -> ast.AST:
+        node.value = None
+        return node
+
+
+def mutate_solution(prompt: str, solution: str, entry_point: str, rng: random.Random,
+                    kind: str = "slip") -> str | None:
+    """The whole function (prompt + solution) with a bug, in the body of ``entry_point``.
+
+    Args:
+        prompt, solution: HumanEval's ``prompt`` and ``canonical_solution``.
+        entry_point: the function to mutate.
+        rng: picks the slip.
+        kind: ``"slip"``: one plausible slip (a flipped comparison, ``+``/``-`` or
+            ``and``/``or``, an off-by-one constant); usually but not always wrong, since
+            the problem's tests may not notice (measured: 149 of 164 canonical solutions'
+            slips fail their tests). ``"no_return"``: every ``return value`` of the
+            function loses its value (a forgotten return), which always fails HumanEval's
+            checks and never loops.
+
+    Returns:
+        The mutated source, or ``None`` when the function does not parse or offers
+        nothing to mutate.
+    """
+    source = prompt + solution
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    target = next((n for n in tree.body
+                   if isinstance(n, ast.FunctionDef) and n.name == entry_point), None)
+    if target is None:
+        return None
+    has_doc = (bool(target.body) and isinstance(target.body[0], ast.Expr)
+               and isinstance(target.body[0].value, ast.Constant))
+    body = target.body[1:] if has_doc else target.body
+    if kind == "no_return":
+        dropper = _DropReturns()
+        if not any(isinstance(n, ast.Return) and n.value is not None
+                   for stmt in body for n in ast.walk(stmt)):
+            return None
+        for stmt in body:
+            dropper.visit(stmt)
+        return ast.unparse(tree)
+    counter = _Mutator(None)
+    for stmt in body:
+        counter.visit(stmt)
+    if counter.seen == 0:
+        return None
+    mutator = _Mutator(rng.randrange(counter.seen))
+    for stmt in body:
+        mutator.visit(stmt)
+    return ast.unparse(tree)

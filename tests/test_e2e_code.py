@@ -1,0 +1,65 @@
+"""Code tasks end to end: real data, the simulated server over HTTP, the real sandbox.
+
+The simulated model writes a program that passes every known test when it means to be
+right, and a wrong or crashing one otherwise; its reasoning says "not fully sure" exactly
+when it means to be wrong, so every grade can be checked against the intent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import SHARED_DATA
+from helpers import run_sync
+
+from evals.runner import RunConfig, run
+
+LCB_SAMPLE = SHARED_DATA / "livecodebench" / "code_generation_lite_sample.jsonl"
+HUMANEVAL = SHARED_DATA / "humaneval" / "HumanEval.jsonl"
+_REASON = re.compile(r"passed \d+/\d+|(wrong answer|runtime error) on test \d+")
+
+
+@pytest.mark.parametrize(("task", "data", "limit"),
+                         [("livecodebench", LCB_SAMPLE, 12), ("humaneval", HUMANEVAL, 12)])
+def test_simulated_run_grades_every_attempt_as_the_model_meant(simulator, tmp_path, task,
+                                                               data, limit):
+    with simulator({task: data}, accuracy=0.6, reasoning_format="reasoning_content",
+                   seed=5) as sim:
+        cfg = RunConfig(tasks=(task,), model="sim-coder", provider="simulator",
+                        base_url=sim.base_url, n=3, limit=limit, data=((task, data),),
+                        seed=11, out=tmp_path / "run", concurrency=16)
+        result = run_sync(run(cfg))
+    df = pd.read_parquet(Path(result.out_dir) / "samples.parquet")
+    assert len(df) == 3 * limit and (df["outcome"] == "answered").all()
+    meant = ~df["reasoning"].str.contains("not fully sure")
+    assert meant.any() and (~meant).any()
+    assert (df["correct"] == meant).all(), df.loc[df["correct"] != meant,
+                                                  ["sample_id", "reason", "details"]]
+    assert df["reason"].str.fullmatch(_REASON).all(), df["reason"].unique()
+    details = [json.loads(d) for d in df["details"]]
+    assert all(d["time_limit_s"] >= d["calibration"] * 3.0 for d in details)
+    assert all(d["kind"] in ("stdin", "functional", "humaneval") for d in details)
+    failed = [d for d, ok in zip(details, df["correct"]) if not ok]
+    assert all("test" in d and ("error" in d or "expected" in d or "detail" in d)
+               for d in failed)
+
+    summary = result.summary
+    row = summary[summary["subset"] == ""].iloc[0]
+    assert row.problems == limit and row.scored == 3 * limit
+    assert row.score == pytest.approx(meant.mean())
+    assert row.ci_low <= 0.6 <= row.ci_high
+    # pass@k columns: pass@1 is the score; pass@k grows with k.
+    assert row["pass@1"] == pytest.approx(row.score)
+    assert row["pass@1"] <= row["pass@2"] <= row["pass@3"]
+    per_problem = df.groupby("sample_id")["correct"].any().mean()
+    assert row["pass@3"] == pytest.approx(per_problem)
+    assert "pass@3" in (Path(result.out_dir) / "summary.md").read_text()
+    if task == "livecodebench":
+        subsets = set(summary["subset"]) - {""}
+        assert subsets == {"difficulty", "platform"}
+        assert set(summary.loc[summary["subset"] == "platform", "value"]) <= {"atcoder",
+                                                                              "leetcode"}
