@@ -62,7 +62,12 @@ class GradingContext:
         if self._pool is None:
             from evals.grading.pool import GradingPool
 
-            self._pool = GradingPool(self.options.workers(), timeout_s=self.options.timeout_s)
+            # Imported before the first call, so no answer pays for sympy's import inside
+            # its time limit.
+            self._pool = GradingPool(
+                self.options.workers(), timeout_s=self.options.timeout_s,
+                preimport=("sympy", "latex2sympy2_extended", "evals.grading.equiv"),
+            )
         return self._pool
 
     def executor(self) -> Executor:

@@ -1,52 +1,95 @@
 """Final-answer extraction shared by every grader (no plugin re-parses ``\\boxed{}``).
 
-Model output is untrusted: every function here is linear in the input and never evaluates
-it.
+Model output is untrusted: every function here is linear in the input, never evaluates it
+and never raises on odd text. Extraction only finds and unwraps the answer; the
+gold-dependent clean-up (degrees, percentages, units) belongs to the comparison
+(``evals.grading.equiv``), because only the gold can say whether ``^\\circ`` or ``cm`` is
+meant.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["final_answer_phrase", "last_boxed", "last_integer", "strip_latex_wrappers"]
+__all__ = [
+    "boxed_contents",
+    "clean_answer",
+    "extract_math_answer",
+    "final_answer_phrase",
+    "last_boxed",
+    "last_integer",
+    "strip_latex_wrappers",
+]
 
-_BOX_OPENERS = ("\\boxed", "\\fbox")
+_BOX_OPENER = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _PHRASE = re.compile(
     r"(?:final\s+answer|the\s+answer)\s*(?:is|:|=)?\s*:?\s*(?:\*\*)?\s*(.+)",
     re.IGNORECASE,
 )
+_MAX_TEXT = 200_000
+
+
+def _matching_braces(text: str) -> dict[int, int]:
+    """Map the index of every balanced ``{`` to its ``}`` in one pass (``\\{`` ignored)."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    escaped = False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = i
+    return pairs
+
+
+def boxed_contents(text: str) -> list[tuple[int, int, str]]:
+    """Every balanced ``\\boxed{...}`` / ``\\fbox{...}`` (and brace-less ``\\boxed 5``).
+
+    Returns:
+        ``(start, end, content)`` per box, in order; ``start``/``end`` delimit the whole box
+        in ``text``. Unbalanced and empty boxes are skipped.
+
+    Example:
+        >>> [c for _, _, c in boxed_contents(r"\\boxed{\\frac{1}{2}} or \\boxed 3.")]
+        ['\\\\frac{1}{2}', '3']
+    """
+    pairs: dict[int, int] | None = None
+    found: list[tuple[int, int, str]] = []
+    for match in _BOX_OPENER.finditer(text):
+        i = match.end()
+        while i < len(text) and text[i] == " " and i - match.end() < 3:
+            i += 1
+        if i < len(text) and text[i] == "{":
+            if pairs is None:
+                pairs = _matching_braces(text)
+            close = pairs.get(i)
+            if close is not None and text[i + 1 : close].strip():
+                found.append((match.start(), close + 1, text[i + 1 : close].strip()))
+        elif i > match.end():
+            plain = re.match(r"[^\s$]+", text[i : i + 200])
+            if plain:
+                value = plain.group(0).rstrip(".,;")
+                if value:
+                    found.append((match.start(), i + plain.end(), value))
+    return found
 
 
 def last_boxed(text: str) -> str | None:
     """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), nested braces included.
 
-    A brace-less ``\\boxed 5`` gives ``"5"``. An unbalanced last box gives ``None``.
+    A brace-less ``\\boxed 5`` gives ``"5"``. An unbalanced last box is skipped in favour of
+    an earlier one; no box gives ``None``.
 
     Example:
         >>> last_boxed(r"so \\boxed{\\frac{1}{2}} and \\boxed{33}")
         '33'
     """
-    start = max(text.rfind(opener) for opener in _BOX_OPENERS)
-    while start >= 0:
-        opener = next(o for o in _BOX_OPENERS if text.startswith(o, start))
-        i = start + len(opener)
-        if i < len(text) and text[i] == "{":
-            depth = 0
-            for j in range(i, len(text)):
-                ch = text[j]
-                if ch == "{":
-                    depth += 1
-                elif ch == "}":
-                    depth -= 1
-                    if depth == 0:
-                        return text[i + 1 : j].strip()
-        elif i < len(text) and text[i] == " ":
-            match = re.match(r"\s+([^\s$]+)", text[i:])
-            if match:
-                return match.group(1).rstrip(".,;")
-        # unbalanced or empty box: try an earlier one
-        start = max(text.rfind(opener, 0, start) for opener in _BOX_OPENERS)
-    return None
+    found = boxed_contents(text)
+    return found[-1][2] if found else None
 
 
 def final_answer_phrase(text: str) -> str | None:
@@ -83,3 +126,160 @@ def last_integer(text: str) -> str | None:
     for match in _INT.finditer(text[-4000:]):
         found = match.group(0)
     return found.replace(",", "") if found is not None else None
+
+
+# -- math answers from long reasoning-model responses ------------------------------------------
+
+_MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\[(.+?)\\\]"
+                        r"|\\\((.+?)\\\)", re.DOTALL)
+_ANSWER_LINE = re.compile(r"^[ \t>*#_]*(?:final\s+)?answer\s*[:：]\**[ \t]*(.+)$",
+                          re.IGNORECASE | re.MULTILINE)
+_BOLD_ANSWER = re.compile(r"\*\*\s*(?:final\s+)?answer\s*[:：]?\s*([^*\n]+?)\s*\*\*",
+                          re.IGNORECASE)
+_BOLD_END = re.compile(r"\*\*([^*\n]{1,200})\*\*[\s.!]*$")
+# Boxes in one final group: "\boxed{2} and \boxed{3}", "x=\boxed{1}, y=\boxed{2}".
+_BOX_JOINER = re.compile(r"^[\s,;.$]*(?:and|or|,)?[\s$]*(?:[a-zA-Z]\w{0,3}\s*=\s*)?[\s$]*$")
+_SENTENCE_END = re.compile(r"\.(?:\s|$)(?!\d)")
+_HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
+_SHORT_RESPONSE = 120
+_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
+_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")  # prose words, not \commands
+
+
+def clean_answer(answer: str) -> str:
+    """Unwrap an extracted answer: math delimiters, ``\\displaystyle``, bold, a leading
+    ``\\boxed``, trailing punctuation. Gold-independent; linear time.
+
+    Example:
+        >>> clean_answer(r"$\\displaystyle \\frac{1}{2}$.")
+        '\\\\frac{1}{2}'
+    """
+    out = answer.strip()
+    for _ in range(3):  # a few nested layers at most: "**$\boxed{5}$**."
+        before = out
+        out = out.strip().rstrip(".,;:").strip().strip("*").strip()
+        if out.startswith("$$") and out.endswith("$$") and len(out) > 4:
+            out = out[2:-2].strip()
+        elif out.startswith("$") and out.endswith("$") and len(out) > 2:
+            out = out[1:-1].strip()
+        elif out[:2] in ("\\[", "\\(") and out[-2:] in ("\\]", "\\)") and len(out) > 4:
+            out = out[2:-2].strip()
+        boxes = boxed_contents(out)
+        if len(boxes) == 1 and boxes[0][0] == 0 and boxes[0][1] == len(out):
+            out = boxes[0][2]
+        if out == before:
+            break
+    out = re.sub(r"\\displaystyle\s*", "", out)
+    if len(_UNESCAPED_DOLLAR.findall(out)) == 1:
+        out = _UNESCAPED_DOLLAR.sub("", out)
+    return out.strip()
+
+
+def _final_box_group(text: str) -> str | None:
+    boxes = boxed_contents(text)
+    if not boxes:
+        return None
+    group = [boxes[-1]]
+    for box in reversed(boxes[:-1]):
+        gap = text[box[1] : group[0][0]]
+        if len(gap) > 40 or not _BOX_JOINER.match(gap):
+            break
+        group.insert(0, box)
+    if len(group) > 1 and len({c for _, _, c in group}) > 1:
+        return ", ".join(c for _, _, c in group)
+    return group[-1][2]
+
+
+def _phrase_value(line: str) -> str:
+    """The answer in what follows "the answer is": its first math span, else the sentence."""
+    line = _HOPE.sub("", line.strip()[:2000])
+    nested = final_answer_phrase(line)  # "Final Answer: The final answer is $5$."
+    if nested is not None and nested != line:
+        line = nested
+    span = _MATH_SPAN.search(line)
+    if span is not None and span.start() <= 3:
+        return next(g for g in span.groups() if g is not None)
+    end = _SENTENCE_END.search(line)
+    if end is not None:
+        line = line[: end.start()]
+    return line
+
+
+def extract_math_answer(text: str) -> tuple[str | None, str]:
+    """The final answer of a math response, and how it was found.
+
+    Order: the last ``\\boxed{}``/``\\fbox{}`` (several boxes ending the response and joined
+    only by "and"/commas are read as one list); otherwise the last of: a "Final Answer: The
+    final answer is X. I hope it is correct." / "the answer is X" phrase, an ``Answer: X``
+    line, a bold ``**Answer: X**``; otherwise a bold ``**X**`` ending the response; otherwise
+    the whole response when it is one short line; otherwise the last math span
+    (``$...$``, ``\\[...\\]``) of the last paragraph. Text after a closing ``</think>`` is
+    used when there is any.
+
+    Args:
+        text: the model's response (any length; only the last 200,000 characters are read).
+
+    Returns:
+        ``(answer, how)`` with how one of "boxed", "phrase", "answer line", "bold",
+        "whole response", "last math", or ``(None, "none")``. The answer is unwrapped
+        (``$``, ``\\displaystyle``, trailing punctuation) but otherwise as written.
+
+    Example:
+        >>> extract_math_answer("... Final Answer: The final answer is $\\\\frac{3}{4}$. "
+        ...                     "I hope it is correct.")
+        ('\\\\frac{3}{4}', 'phrase')
+    """
+    text = text[-_MAX_TEXT:]
+    if "</think>" in text:
+        after = text.rsplit("</think>", 1)[1]
+        if after.strip():
+            text = after
+    boxed = _final_box_group(text)
+    if boxed is not None:
+        answer = clean_answer(boxed)
+        if answer:
+            return answer, "boxed"
+
+    candidates: list[tuple[int, int, str, str]] = []
+    phrase_match = None
+    for phrase_match in _PHRASE.finditer(text):
+        pass
+    if phrase_match is not None:
+        value = final_answer_phrase(text[phrase_match.start():])
+        if value is not None:
+            candidates.append((phrase_match.start(), 2, _phrase_value(value), "phrase"))
+    line_match = None
+    for line_match in _ANSWER_LINE.finditer(text):
+        pass
+    if line_match is not None:
+        candidates.append((line_match.start(), 1, _phrase_value(line_match.group(1)),
+                           "answer line"))
+    bold_match = None
+    for bold_match in _BOLD_ANSWER.finditer(text):
+        pass
+    if bold_match is not None:
+        candidates.append((bold_match.start(), 3, bold_match.group(1), "bold"))
+    for _, _, value, how in sorted(candidates, reverse=True):
+        answer = clean_answer(value)
+        if answer:
+            return answer, how
+
+    stripped = text.strip()
+    bold_end = _BOLD_END.search(stripped[-400:])
+    if bold_end is not None and clean_answer(bold_end.group(1)):
+        return clean_answer(bold_end.group(1)), "bold"
+    if (stripped and len(stripped) <= _SHORT_RESPONSE and "\n" not in stripped
+            and len(_WORD.findall(stripped)) <= 2
+            and (_MATH_SPAN.search(stripped) is None or _MATH_SPAN.fullmatch(stripped))):
+        answer = clean_answer(stripped)
+        if answer:
+            return answer, "whole response"
+    last_paragraph = re.split(r"\n\s*\n", stripped[-4000:])[-1]
+    span = None
+    for span in _MATH_SPAN.finditer(last_paragraph):
+        pass
+    if span is not None:
+        answer = clean_answer(next(g for g in span.groups() if g is not None))
+        if answer:
+            return answer, "last math"
+    return None, "none"

@@ -1,0 +1,575 @@
+"""The expression layer of math grading: exact numbers, an arithmetic evaluator, sympy.
+
+``evals.grading.equiv`` handles normalisation and structure (tuples, sets, intervals,
+equations) and hands single values here, cheapest test first:
+
+1. ``to_number``: integers, decimals, ``\\frac{a}{b}``, ``a/b``, mixed numbers,
+   scientific notation, thousands separators, as exact ``Fraction`` s.
+2. ``compare_expressions``: a small LaTeX arithmetic reader (numbers, variables,
+   ``+ - * / ^ !``, ``\\frac``, ``\\sqrt``, ``\\binom``, ``\\pi``, ``e``, ``i``, trig, logs,
+   ``|x|``) whose trees are evaluated, never ``eval``-ed, at a few sample points. Rational
+   expressions are evaluated exactly in ``Fraction`` at rational points (a polynomial
+   identity test); anything with radicals, pi, logs or trig in complex floating point
+   with a relative tolerance of 1e-9 (plus 1e-12 absolute). It answers ``None`` when the
+   input is outside its subset, so the caller falls back to sympy.
+3. ``sympy_compare``: ``latex2sympy2_extended`` (the ANTLR LaTeX parser Math-Verify uses;
+   sympy's own ``lark`` backend is slower by ~10x and could not read a sixth of MATH-500's
+   gold answers), then structural equality, a 30-digit numeric check and ``simplify``.
+
+Values too large to compute (``2^{2^{2^{2^{2}}}}``, ``10^{10}!``) raise ``TooLarge`` instead of
+running for ever; sympy is only reached through the caps in ``sympy_compare``.
+"""
+
+from __future__ import annotations
+
+import cmath
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["MAX_EXPRESSION", "TooLarge", "compare_expressions", "sympy_compare", "to_number"]
+
+MAX_EXPRESSION = 1000
+_MAX_BITS = 100_000  # exact integers beyond ~30,000 digits are "too large"
+_TOLERANCE = 1e-9
+
+Value = Fraction | complex
+
+
+class TooLarge(ValueError):
+    """A value or an input is too large to compare within the caps."""
+
+
+class _Unsupported(Exception):
+    """The input is outside the evaluator's subset (the caller falls back to sympy)."""
+
+
+# -- numbers --------------------------------------------------------------------------------
+
+_DECIMAL = r"(?:\d+\.?\d*|\.\d+)"
+_ARG = r"(?:\{\s*([+-]?" + _DECIMAL + r")\s*\}|(\d))"
+_PLAIN = re.compile(_DECIMAL)
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_FRAC = re.compile(r"\\frac\s*" + _ARG + r"\s*" + _ARG)
+_SLASH = re.compile(r"(" + _DECIMAL + r")/(" + _DECIMAL + r")")
+_MIXED = re.compile(r"(\d+)\s*\\frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
+_SCI = re.compile(r"(" + _DECIMAL + r")\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*"
+                  r"(?:\{\s*([+-]?\d+)\s*\}|(\d))|(" + _DECIMAL + r")[eE]([+-]?\d+)")
+
+
+def _fraction(text: str) -> Fraction:
+    return Fraction(text.removesuffix("."))
+
+
+def to_number(text: str) -> Fraction | None:
+    """The exact value of a plain number, or ``None`` when ``text`` is not one.
+
+    Example:
+        >>> to_number("1\\\\frac{4}{5}"), to_number("-.25"), to_number("6.72e-5")
+        (Fraction(9, 5), Fraction(-1, 4), Fraction(21, 312500))
+    """
+    t = text.strip()
+    while len(t) > 2 and t[0] == "{" and t[-1] == "}" and "{" not in t[1:-1]:
+        t = t[1:-1].strip()
+    sign = 1
+    while t[:1] in ("-", "+") and t:
+        sign = -sign if t[0] == "-" else sign
+        t = t[1:].strip()
+    if not t or len(t) > 200:
+        return None
+    if _PLAIN.fullmatch(t):
+        return sign * _fraction(t)
+    if _THOUSANDS.fullmatch(t):
+        return sign * _fraction(t.replace(",", ""))
+    if (m := _FRAC.fullmatch(t)) is not None:
+        num, den = _fraction(m.group(1) or m.group(2)), _fraction(m.group(3) or m.group(4))
+        return sign * num / den if den else None
+    if (m := _SLASH.fullmatch(t)) is not None:
+        num, den = _fraction(m.group(1)), _fraction(m.group(2))
+        return sign * num / den if den else None
+    if (m := _MIXED.fullmatch(t)) is not None:
+        top, bottom = int(m.group(2) or m.group(3)), int(m.group(4) or m.group(5))
+        if bottom and top < bottom:
+            return sign * (Fraction(int(m.group(1))) + Fraction(top, bottom))
+        return None
+    if (m := _SCI.fullmatch(t)) is not None:
+        mantissa = m.group(1) or m.group(4)
+        exponent = int(m.group(2) or m.group(3) or m.group(5))
+        if abs(exponent) > 400:
+            return None
+        return sign * _fraction(mantissa) * Fraction(10) ** exponent
+    return None
+
+
+# -- the arithmetic reader ------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*|\.\d+)|(\\[a-zA-Z]+)|([a-zA-Z])|([-+*/^!(){}\[\]_|]))")
+_GREEK = frozenset((
+    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta",
+    "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon",
+    "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Sigma",
+    "Phi", "Psi", "Omega"))
+_FUNCS: dict[str, Callable[[complex], complex]] = {
+    "sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "arcsin": cmath.asin,
+    "arccos": cmath.acos, "arctan": cmath.atan, "sinh": cmath.sinh, "cosh": cmath.cosh,
+    "tanh": cmath.tanh, "exp": cmath.exp, "ln": cmath.log, "log": cmath.log,
+    "cot": lambda z: 1 / cmath.tan(z), "sec": lambda z: 1 / cmath.cos(z),
+    "csc": lambda z: 1 / cmath.sin(z),
+}
+_TIMES = frozenset({"*", "\\cdot", "\\times"})
+_DIVIDE = frozenset({"/", "\\div"})
+_ATOM_COMMANDS = frozenset({"\\frac", "\\sqrt", "\\binom", "\\dbinom", "\\tbinom", "\\pi"})
+
+Node = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    tree: Node
+    names: frozenset[str]
+    has_decimal: bool
+
+
+class _Reader:
+    """Recursive descent over LaTeX tokens; builds a tuple tree, evaluates nothing."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens: list[str] = []
+        pos = 0
+        text = text.rstrip()
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if m is None:
+                raise _Unsupported(text[pos : pos + 10])
+            self.tokens.append(m.group(m.lastindex or 0))
+            pos = m.end()
+        self.pos = 0
+        self.depth = 0
+        self.names: set[str] = set()
+        self.has_decimal = False
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> str:
+        token = self.peek()
+        if token is None or (expected is not None and token != expected):
+            raise _Unsupported(f"expected {expected!r}, found {token!r}")
+        self.pos += 1
+        return token
+
+    def parse(self) -> Node:
+        tree = self.expr()
+        if self.peek() is not None:
+            raise _Unsupported(f"unexpected {self.peek()!r}")
+        return tree
+
+    def expr(self) -> Node:
+        self.depth += 1
+        if self.depth > 60:
+            raise TooLarge("expression nested too deeply")
+        node = self.term()
+        while self.peek() in ("+", "-"):
+            op = self.take()
+            node = ("add", node, self.term() if op == "+" else ("neg", self.term()))
+        self.depth -= 1
+        return node
+
+    def starts_atom(self, token: str | None) -> bool:
+        if token is None:
+            return False
+        if token in ("(", "{") or token[0].isdigit() or token[0] == "." or token.isalpha():
+            return True
+        return token in _ATOM_COMMANDS or token[1:] in _GREEK or token[1:] in _FUNCS
+
+    def term(self) -> Node:
+        node = self.unary()
+        while True:
+            token = self.peek()
+            if token in _TIMES:
+                self.take()
+                node = ("mul", node, self.unary())
+            elif token in _DIVIDE:
+                self.take()
+                node = ("div", node, self.unary())
+            elif self.starts_atom(token):
+                node = ("mul", node, self.power())
+            else:
+                return node
+
+    def unary(self) -> Node:
+        if self.peek() == "-":
+            self.take()
+            return ("neg", self.unary())
+        if self.peek() == "+":
+            self.take()
+            return self.unary()
+        return self.power()
+
+    def power(self) -> Node:
+        base = self.postfix(self.atom())
+        if self.peek() == "^":
+            self.take()
+            return self.postfix(("pow", base, self.script()))
+        return base
+
+    def postfix(self, node: Node) -> Node:
+        while self.peek() == "!":
+            self.take()
+            node = ("fact", node)
+        return node
+
+    def script(self) -> Node:
+        """One TeX argument: a braced group or a single character (``x^23`` is x^2 * 3)."""
+        token = self.peek()
+        if token == "{":
+            self.take()
+            node = self.expr()
+            self.take("}")
+            return node
+        if token is not None and token[0].isdigit() and len(token) > 1:
+            self.tokens[self.pos] = token[1:]
+            return self.number(token[0])
+        if token == "-":
+            self.take()
+            return ("neg", self.script())
+        return self.atom()
+
+    def number(self, token: str) -> Node:
+        if "." in token:
+            self.has_decimal = True
+        return ("num", _fraction(token))
+
+    def atom(self) -> Node:
+        token = self.take()
+        if token[0].isdigit() or token[0] == ".":
+            return self.number(token)
+        if token in ("(", "{", "["):
+            node = self.expr()
+            self.take({"(": ")", "{": "}", "[": "]"}[token])
+            return node
+        if token == "|":
+            node = self.expr()
+            self.take("|")
+            return ("abs", node)
+        if token.isalpha():
+            return self.variable(token)
+        name = token[1:]
+        if name in _GREEK:
+            return self.variable(name)
+        if name == "pi":
+            return ("pi",)
+        if name == "frac":
+            return ("div", self.script(), self.script())
+        if name in ("binom", "dbinom", "tbinom"):
+            return ("binom", self.script(), self.script())
+        if name == "sqrt":
+            degree: Node = ("num", Fraction(2))
+            if self.peek() == "[":
+                self.take()
+                degree = self.expr()
+                self.take("]")
+            return ("root", self.script(), degree)
+        if name in _FUNCS:
+            return self.function(name)
+        raise _Unsupported(token)
+
+    def variable(self, name: str) -> Node:
+        if self.peek() == "_":
+            self.take()
+            start = self.pos
+            self.script()
+            name += "_" + "".join(self.tokens[start : self.pos])
+        if name == "e":
+            return ("e",)
+        if name == "i":
+            return ("i",)
+        self.names.add(name)
+        return ("var", name)
+
+    def function(self, name: str) -> Node:
+        exponent: Node | None = None
+        base: Node | None = None
+        for _ in range(2):
+            if self.peek() == "^":
+                self.take()
+                exponent = self.script()
+            elif self.peek() == "_":
+                self.take()
+                base = self.script()
+        if self.peek() in ("(", "{"):
+            argument = self.atom()
+        else:
+            argument = self.power()
+            while self.starts_atom(self.peek()) and (self.peek() or "")[1:] not in _FUNCS:
+                argument = ("mul", argument, self.power())
+        node: Node = ("fn", name, argument, base)
+        return ("pow", node, exponent) if exponent is not None else node
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> _Parsed | None:
+    if len(text) > MAX_EXPRESSION or not text.strip():
+        return None
+    try:
+        reader = _Reader(text)
+        tree = reader.parse()
+    except (_Unsupported, ValueError, ZeroDivisionError):
+        return None
+    return _Parsed(tree, frozenset(reader.names), reader.has_decimal)
+
+
+# -- evaluation -----------------------------------------------------------------------------
+
+def _finite(value: complex) -> complex:
+    if not (math.isfinite(value.real) and math.isfinite(value.imag)):
+        raise TooLarge("a value overflows floating point")
+    return value
+
+
+def _exact_root(value: Fraction, n: int) -> Fraction | None:
+    def iroot(k: int) -> int | None:
+        if k.bit_length() >= 1000:
+            return None
+        r = round(k ** (1.0 / n))
+        for cand in (r - 1, r, r + 1):
+            if cand >= 0 and cand**n == k:
+                return int(cand)
+        return None
+
+    num, den = iroot(value.numerator), iroot(value.denominator)
+    return Fraction(num, den) if num is not None and den is not None else None
+
+
+def _power(base: Value, exponent: Value) -> Value:
+    if isinstance(exponent, Fraction) and isinstance(base, Fraction):
+        if exponent.denominator == 1:
+            e = exponent.numerator
+            size = max(base.numerator.bit_length(), base.denominator.bit_length(), 1)
+            if base in (0, 1, -1) or abs(e) * size <= _MAX_BITS:
+                if base == 0 and e < 0:
+                    raise ZeroDivisionError("0 to a negative power")
+                return base**e
+            raise TooLarge(f"a power with {abs(e) * size} bits")
+        n = exponent.denominator
+        if n <= 64 and base != 0:
+            root = _exact_root(abs(base), n)
+            if base > 0 and root is not None:
+                return _power(root, Fraction(exponent.numerator))
+            if base < 0 and n % 2 == 1:  # odd roots of negatives are real: \sqrt[3]{-8} = -2
+                real = -root if root is not None else complex(-(float(-base) ** (1.0 / n)))
+                return _power(real, Fraction(exponent.numerator))
+    try:
+        return _finite(complex(base) ** complex(exponent))
+    except OverflowError:
+        raise TooLarge("a power overflows floating point") from None
+
+
+def _evaluate(node: Node, env: dict[str, Fraction]) -> Value:
+    kind = node[0]
+    if kind == "num":
+        value: Fraction = node[1]
+        return value
+    if kind == "var":
+        return env[node[1]]
+    if kind in ("add", "mul", "div"):
+        a, b = _evaluate(node[1], env), _evaluate(node[2], env)
+        if kind == "div" and b == 0:
+            raise ZeroDivisionError("division by zero")
+        if isinstance(a, Fraction) and isinstance(b, Fraction):
+            result = a + b if kind == "add" else a * b if kind == "mul" else a / b
+            if max(result.numerator.bit_length(), result.denominator.bit_length()) > _MAX_BITS:
+                raise TooLarge("an exact value over the size cap")
+            return result
+        ca, cb = complex(a), complex(b)
+        return _finite(ca + cb if kind == "add" else ca * cb if kind == "mul" else ca / cb)
+    if kind == "neg":
+        return -_evaluate(node[1], env)
+    if kind == "pow":
+        return _power(_evaluate(node[1], env), _evaluate(node[2], env))
+    if kind == "root":
+        degree = _evaluate(node[2], env)
+        if degree == 0:
+            raise ZeroDivisionError("zeroth root")
+        inverse = 1 / degree if isinstance(degree, Fraction) else 1 / complex(degree)
+        return _power(_evaluate(node[1], env), inverse)
+    if kind == "pi":
+        return complex(math.pi)
+    if kind == "e":
+        return complex(math.e)
+    if kind == "i":
+        return 1j
+    if kind == "abs":
+        inner = _evaluate(node[1], env)
+        return abs(inner) if isinstance(inner, Fraction) else complex(abs(inner))
+    if kind in ("fact", "binom"):
+        args = [_evaluate(n, env) for n in node[1:]]
+        if not all(isinstance(a, Fraction) and a.denominator == 1 and a >= 0 for a in args):
+            raise _Unsupported("factorial or binomial of a non-natural number")
+        ints = [int(a.numerator) for a in args if isinstance(a, Fraction)]
+        if max(ints) > 5000:
+            raise TooLarge(f"a factorial or binomial of {max(ints)}")
+        return Fraction(math.factorial(ints[0]) if kind == "fact" else math.comb(*ints))
+    if kind == "fn":
+        function: Callable[[complex], complex] = _FUNCS[node[1]]
+        image = function(complex(_evaluate(node[2], env)))
+        if node[3] is not None:  # \log_b x
+            image = image / cmath.log(complex(_evaluate(node[3], env)))
+        return _finite(image)
+    raise _Unsupported(kind)
+
+
+# Sample points: distinct rationals per variable, so polynomial identities are tested
+# exactly and distinct variables never share a value.
+_POINTS = tuple(tuple(Fraction(p, q) for p, q in row) for row in (
+    ((13, 7), (29, 11), (41, 17), (53, 19), (67, 23), (79, 29), (89, 31), (97, 37)),
+    ((5, 3), (17, 13), (31, 7), (43, 11), (59, 17), (71, 13), (83, 19), (101, 23)),
+    ((11, 5), (23, 9), (37, 13), (47, 7), (61, 11), (73, 17), (19, 37), (103, 41)),
+))
+
+
+def _close(gold: Value, answer: Value, gold_dec: bool, answer_dec: bool) -> bool | None:
+    if isinstance(gold, Fraction) and isinstance(answer, Fraction):
+        return gold == answer
+    g, a = complex(gold), complex(answer)
+    close = abs(g - a) <= _TOLERANCE * max(abs(g), abs(a)) + 1e-12
+    if close and ((isinstance(gold, Fraction) and gold_dec)
+                  or (isinstance(answer, Fraction) and answer_dec)):
+        return None  # a decimal within rounding of an irrational value: sympy decides
+    return close
+
+
+def compare_expressions(gold: str, answer: str, *, proportional: bool = False
+                        ) -> tuple[bool, str] | None:
+    """Compare two LaTeX expressions by evaluation at sample points.
+
+    Args:
+        gold: the gold expression.
+        answer: the answer expression.
+        proportional: compare up to a non-zero constant factor (for ``lhs - rhs`` of two
+            equations).
+
+    Returns:
+        ``(equal, reason)``, or ``None`` when either side is outside the evaluator's subset
+        or the evaluation cannot decide (a decimal against an irrational value).
+
+    Raises:
+        TooLarge: a value passes the size caps.
+    """
+    g, a = _parse(gold), _parse(answer)
+    if g is None or a is None:
+        return None
+    names = sorted(g.names | a.names)
+    if len(names) > len(_POINTS[0]):
+        return None
+    rounds = _POINTS if names else _POINTS[:1]
+    exact = True
+    ratios: list[Value] = []
+    decided = 0
+    for row in rounds:
+        env = dict(zip(names, row, strict=False))
+        try:
+            gv, av = _evaluate(g.tree, env), _evaluate(a.tree, env)
+        except (ZeroDivisionError, ValueError, OverflowError, _Unsupported) as exc:
+            if isinstance(exc, TooLarge):
+                raise
+            if isinstance(exc, _Unsupported):
+                return None
+            continue
+        exact = exact and isinstance(gv, Fraction) and isinstance(av, Fraction)
+        if proportional:
+            if gv == 0 or av == 0:
+                if gv != av:
+                    return False, "equations differ"
+                continue
+            ratios.append(gv / av if isinstance(gv, Fraction) and isinstance(av, Fraction)
+                          else complex(gv) / complex(av))
+            decided += 1
+            continue
+        same = _close(gv, av, g.has_decimal, a.has_decimal)
+        if same is None:
+            return None
+        if not same:
+            return False, "values differ" if not names else "expressions differ"
+        decided += 1
+    if decided == 0 or (names and decided < 2):
+        return None
+    if proportional:
+        if any(not _close(ratios[0], r, False, False) for r in ratios[1:]):
+            return False, "equations differ"
+        return True, "equations match (proportional)"
+    how = "exact" if exact else "numeric"
+    if names:
+        return True, f"expression match ({how} at sample points)"
+    return True, "exact value match" if exact else "numeric match"
+
+
+# -- sympy ----------------------------------------------------------------------------------
+
+_SYMPY_MAX = 400
+_HUGE_FACTORIAL = re.compile(r"\d{4,}\s*!|\}\s*!")
+
+
+@lru_cache(maxsize=4096)
+def _sympy_parse(text: str) -> Any:
+    from latex2sympy2_extended import (  # type: ignore[import-untyped]
+        NormalizationConfig,
+        latex2sympy,
+    )
+
+    config = NormalizationConfig(basic_latex=True, units=False, malformed_operators=True,
+                                 nits=False, boxed="none", equations=False)
+    return latex2sympy(text, normalization_config=config)
+
+
+def sympy_compare(gold: str, answer: str) -> tuple[bool, str]:
+    """Compare with sympy: structural equality, a 30-digit numeric check, ``simplify``.
+
+    Inputs over the caps (length 400, six ``^``, factorials of big numbers) are refused with
+    a reason rather than handed to sympy, whose evaluation of such input may not end.
+
+    Returns:
+        ``(equal, reason)``: reasons "sympy structural", "sympy numeric", "sympy simplify",
+        "sympy: not equal", "no parse", or the cap that refused the input.
+    """
+    for text in (gold, answer):
+        if text.count("{") != text.count("}"):
+            return False, "no parse"
+        if len(text) > _SYMPY_MAX or text.count("^") > 6 or _HUGE_FACTORIAL.search(text):
+            return False, "too large for sympy"
+    import sympy  # type: ignore[import-untyped]
+
+    try:
+        g, a = _sympy_parse(gold), _sympy_parse(answer)
+    except Exception:  # noqa: BLE001 - the parser raises many types on bad LaTeX
+        return False, "no parse"
+    try:
+        if g == a:
+            return True, "sympy structural"
+        matrices = (sympy.MatrixBase, sympy.MatrixExpr)
+        if isinstance(g, matrices) or isinstance(a, matrices):
+            if not (isinstance(g, matrices) and isinstance(a, matrices)):
+                return False, "sympy: a matrix against a non-matrix"
+            gm, am = sympy.Matrix(g.doit()), sympy.Matrix(a.doit())
+            if gm.shape != am.shape:
+                return False, "sympy: matrix shapes differ"
+            same = all(sympy.simplify(x) == 0 for x in gm - am)
+            return (True, "sympy matrix match") if same else (False, "sympy: matrices differ")
+        if not (isinstance(g, sympy.Expr) and isinstance(a, sympy.Expr)):
+            return False, "sympy: not equal"
+        diff = g - a
+        if not diff.free_symbols:
+            value = complex(diff.evalf(30))
+            scale = max(1.0, abs(complex(g.evalf(30))))
+            if abs(value) <= 1e-20 * scale:
+                return True, "sympy numeric"
+            return False, "sympy: not equal"
+        if sympy.simplify(diff) == 0:
+            return True, "sympy simplify"
+        return False, "sympy: not equal"
+    except Exception as exc:  # noqa: BLE001 - sympy raises many types on odd input
+        return False, f"sympy error ({type(exc).__name__})"
