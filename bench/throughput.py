@@ -85,7 +85,7 @@ def run_harness(url: str, data: Path, conc: int, n: int, limit: int, log: Path,
            "--concurrency", str(conc), "--out", str(out / "run")]
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     launched = time.time()
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.time() - launched
     usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
@@ -149,8 +149,8 @@ def main() -> None:
     args = parser.parse_args()
 
     prompts_src = [json.loads(l)["problem"] for l in args.data.read_text().splitlines()]
-    from evals.registry import Registry
     from evals.data import load_task_data
+    from evals.registry import Registry
 
     task = Registry().get("aime2025")
     samples = load_task_data(task, args.data, args.limit).samples

@@ -124,6 +124,9 @@ class Task:
         pass_k: report pass@k for every k up to the repeats (code tasks).
         needs_sandbox: the grader runs model-written code; a run checks the sandbox before
             sending any request.
+        heavy_grader: grading waits on worker processes (sympy, a sandbox): the runner
+            grades such answers beside the requests instead of in line (implied by
+            ``needs_sandbox``). Cheap graders (AIME, multiple choice) run in line.
         keep: which samples to use (applied after loading, before ``--limit``); ``None``
             keeps all.
         options: the task options it accepts (``--since``, ``--until``, ``--release``,
@@ -147,6 +150,7 @@ class Task:
     prompt_key: Callable[[str], str] | None = None
     pass_k: bool = False
     needs_sandbox: bool = False
+    heavy_grader: bool = False
     keep: Callable[[Sample], bool] | None = None
     options: tuple[str, ...] = ()
     configure: Callable[[Mapping[str, str]], Task] | None = None

@@ -444,9 +444,12 @@ async def run(
                 progress.add("error", None, None, False)
                 if on_progress is not None:
                     on_progress(progress, client)
-            else:
+            elif task.heavy_grader or task.needs_sandbox:
                 await grading_slots.acquire()
                 group.create_task(grade_and_record(task, attempt, response, cached))
+            else:  # a cheap grader: no task, no slot
+                await grading_slots.acquire()
+                await grade_and_record(task, attempt, response, cached)
 
     # CPU of the thread that runs the request loop (requests, store, grading, table rows).
     cpu_started, wall_started = time.thread_time(), time.perf_counter()

@@ -127,7 +127,8 @@ class Store:
     def _flush(self) -> None:
         rows, future = self._pending, self._committed
         self._pending, self._committed = [], None
-        assert future is not None
+        if future is None:  # already flushed (by close, before its scheduled turn)
+            return
         try:
             self._db.execute("BEGIN")
             self._db.executemany(_INSERT, rows)
@@ -135,13 +136,19 @@ class Store:
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            future.set_exception(exc)
+            if not future.done():
+                future.set_exception(exc)
             return
         self._known.update(row[0] for row in rows)
-        future.set_result(None)
+        if not future.done():  # its waiter may have been cancelled with the run
+            future.set_result(None)
 
     def keys(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT key FROM responses")}
 
     def close(self) -> None:
+        """Commit what is still queued (a run stopped mid-turn keeps every answer it paid
+        for), then close the file."""
+        if self._pending:
+            self._flush()
         self._db.close()

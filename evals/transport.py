@@ -9,9 +9,7 @@ cookies; a chat-completions client needs none of them.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
@@ -22,25 +20,33 @@ __all__ = ["AiohttpTransport"]
 _HOP_HEADERS = frozenset({b"host", b"content-length", b"content-encoding", b"transfer-encoding"})
 
 
-@contextlib.contextmanager
-def _as_httpx_errors(request: httpx.Request | None = None) -> Iterator[None]:
-    """Raise aiohttp's failures as the httpx exceptions callers of a transport expect."""
-    try:
-        yield
-    except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError(str(exc), request=request) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise httpx.RemoteProtocolError(
+# What ``_to_httpx`` maps; any other exception propagates untouched.
+_MAPPED = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
+           aiohttp.ClientResponseError, TimeoutError)
+
+
+def _to_httpx(exc: BaseException, request: httpx.Request | None) -> BaseException:
+    """aiohttp's failure as the httpx exception callers of a transport expect.
+
+    A function called from ``except _MAPPED`` rather than a context manager: it runs on
+    every request, and a generator-based context manager costs two extra calls each time.
+    Anything ``_MAPPED`` does not list is returned unchanged.
+    """
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc), request=request)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(
             "server closed the connection without answering", request=request
-        ) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise httpx.RemoteProtocolError(f"body cut short: {exc}", request=request) from exc
-    except aiohttp.ClientConnectionError as exc:
-        raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
-    except aiohttp.ClientResponseError as exc:
-        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-    except TimeoutError as exc:
-        raise httpx.ReadTimeout("timed out waiting for the answer", request=request) from exc
+        )
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(f"body cut short: {exc}", request=request)
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return httpx.ReadError(str(exc) or type(exc).__name__, request=request)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError(str(exc), request=request)
+    if isinstance(exc, TimeoutError):
+        return httpx.ReadTimeout("timed out waiting for the answer", request=request)
+    return exc
 
 
 class _Body(httpx.AsyncByteStream):
@@ -50,9 +56,11 @@ class _Body(httpx.AsyncByteStream):
         self._resp = resp
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx_errors():
+        try:
             async for chunk in self._resp.content.iter_any():
                 yield chunk
+        except _MAPPED as exc:
+            raise _to_httpx(exc, None) from exc
 
     async def aclose(self) -> None:
         self._resp.release()
@@ -62,7 +70,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """Send httpx requests over one ``aiohttp.ClientSession``.
 
     A request whose ``extensions["evals.stream"]`` is false gets its body read before
-    the response is returned; otherwise the body streams.
+    the response is returned (as an unread ``httpx.ByteStream``: read it with
+    ``aread()``, or iterate ``response.stream``); otherwise the body streams.
 
     Args:
         max_connections: size of the connection pool (set it to the concurrency).
@@ -84,6 +93,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._session: aiohttp.ClientSession | None = None
+        # A client sends every request with the same few headers: their aiohttp form is
+        # made once, keyed on what httpx holds. (URLs need no such cache: yarl keeps one.)
+        self._headers: dict[tuple[tuple[bytes, bytes], ...], list[tuple[str, str]]] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -99,37 +111,48 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         return self._session
 
+    def _send_headers(self, raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+        key = tuple([pair for pair in raw if pair[0].lower() not in _HOP_HEADERS])
+        found = self._headers.get(key)
+        if found is None:
+            if len(self._headers) >= 64:
+                self._headers.clear()
+            found = self._headers[key] = [
+                (k.decode("latin-1"), v.decode("latin-1")) for k, v in key
+            ]
+        return found
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._get_session()
-        headers: Any = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in request.headers.raw
-            if k.lower() not in _HOP_HEADERS
-        ]
-        with _as_httpx_errors(request):
+        session = self._session
+        if session is None or session.closed:
+            session = self._get_session()
+        try:
             resp = await session.request(
                 request.method,
                 str(request.url),
-                headers=headers,
+                headers=self._send_headers(request.headers.raw),
                 data=request.content,
                 allow_redirects=False,
             )
-        raw_headers = resp.raw_headers
-        if any(k.lower() in _HOP_HEADERS for k, _ in raw_headers):
-            # aiohttp has already decompressed the body: drop the encoding so httpx does not
-            # try again.
-            raw_headers = tuple((k, v) for k, v in raw_headers if k.lower() not in _HOP_HEADERS)
+        except _MAPPED as exc:
+            raise _to_httpx(exc, request) from exc
+        # aiohttp has already decompressed the body and framed it: drop the encoding and
+        # the framing so httpx does not try again.
+        raw_headers = [pair for pair in resp.raw_headers if pair[0].lower() not in _HOP_HEADERS]
+        stream: httpx.AsyncByteStream
         if request.extensions.get("evals.stream", True):
-            return httpx.Response(resp.status, headers=list(raw_headers), stream=_Body(resp),
-                                  request=request)
-        # A whole-body answer: read it here, one call instead of an async iteration.
-        try:
-            with _as_httpx_errors(request):
-                content = await resp.read()
-        finally:
-            resp.release()
-        return httpx.Response(resp.status, headers=list(raw_headers), content=content,
-                              request=request)
+            stream = _Body(resp)
+        else:
+            # A whole-body answer: read it here, one call instead of an async iteration,
+            # and hand it over as a stream (``Response(content=...)`` would copy it through
+            # httpx's decoders once more).
+            try:
+                stream = httpx.ByteStream(await resp.read())
+            except _MAPPED as exc:
+                raise _to_httpx(exc, request) from exc
+            finally:
+                resp.release()
+        return httpx.Response(resp.status, headers=raw_headers, stream=stream, request=request)
 
     async def aclose(self) -> None:
         if self._session is not None:

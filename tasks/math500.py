@@ -120,4 +120,5 @@ def math500() -> Task:
         subsets=("subject", "level"),
         description="MATH-500",
         answer_writer=math500_answer,
+        heavy_grader=True,
     )
