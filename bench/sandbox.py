@@ -9,11 +9,13 @@ after the other as
 
 all in the same run, interleaved so that drift affects each alike, and prints mean and
 median wall milliseconds, the sandbox's cost above the baseline (target: at most 15 ms),
-and executions per second of a batch run through ``BwrapExecutor`` with the default
-pool (``max_parallel`` = cores). The load average is printed before and after: on a busy
+executions per second of a batch run through ``BwrapExecutor`` with the default pool
+(``max_parallel`` = cores), and test executions per second when grading the solutions of
+``tests/cases/lcb_solutions.jsonl`` on the LiveCodeBench sample (``--lcb``) through the
+``livecodebench`` task's own grader, all attempts at once, with the default pool. The load average is printed before and after: on a busy
 machine every variant slows down and the sandbox (more processes, namespaces) most. Usage:
 
-    python bench/sandbox.py [--runs 50] [--batch 200]
+    python bench/sandbox.py [--runs 50] [--batch 200] [--lcb PATH] [--lcb-rounds 3]
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from evals.sandbox import BwrapExecutor, Limits, UnsafeExecutor, make_executor
 
 TARGET_MS = 15.0
+ROOT = Path(__file__).resolve().parents[1]
+LCB_SAMPLE = ROOT.parent / "shared" / "data" / "livecodebench" / "code_generation_lite_sample.jsonl"
+SOLUTIONS = ROOT / "tests" / "cases" / "lcb_solutions.jsonl"
 
 
 def _plain(argv: list[str]) -> Callable[[], Awaitable[None]]:
@@ -64,6 +70,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50, help="sequential runs per variant")
     parser.add_argument("--batch", type=int, default=200, help="programs in the batch")
+    parser.add_argument("--lcb", type=Path, default=LCB_SAMPLE,
+                        help="LiveCodeBench rows (code_generation_lite format)")
+    parser.add_argument("--lcb-rounds", type=int, default=3,
+                        help="times each written solution is graded")
     args = parser.parse_args()
 
     bwrap = make_executor()
@@ -102,6 +112,35 @@ async def main() -> None:
     await bwrap.aclose()
     await unsafe.aclose()
     _print_load(cores)
+    await _lcb_throughput(args.lcb, args.lcb_rounds)
+    _print_load(cores)
+
+
+async def _lcb_throughput(data: Path, rounds: int) -> None:
+    """Grade the written LiveCodeBench solutions (all at once) with the default pool."""
+    import orjson
+
+    from evals.data import load_task_data
+    from evals.grading.context import GradingContext
+    from evals.registry import Registry
+
+    task = Registry().get("livecodebench")
+    samples = {s.id: s for s in load_task_data(task, data).samples}
+    solutions = [orjson.loads(line) for line in SOLUTIONS.read_bytes().splitlines() if line]
+    work = [(samples[s["question_id"]], f"```python\n{s['code']}\n```")
+            for s in solutions if s["question_id"] in samples] * rounds
+    async with GradingContext() as context:
+        context.executor()
+        start = time.perf_counter()
+        grades = await asyncio.gather(*(task.grader(text, sample) for sample, text in work))
+        elapsed = time.perf_counter() - start
+    tests = sum(int(g.details.get("passed", 0)) + (not g.correct) for g in grades)
+    failed = sum(not g.correct for g in grades)
+    print(f"\nLiveCodeBench sample: {len(work)} attempts ({len(solutions)} written solutions x "
+          f"{rounds}), {tests} test executions in {elapsed:.1f} s with the default pool "
+          f"({context.options.workers()} parallel): {tests / elapsed:.1f} test executions/s, "
+          f"{len(work) / elapsed:.1f} attempts/s"
+          f"{f', {failed} attempts FAILED' if failed else ''}")
 
 
 def _print_load(cores: int) -> None:

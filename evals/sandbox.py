@@ -400,7 +400,14 @@ class BwrapExecutor(_Base):
             del fds[1:]
             init = _NamespaceInit(info_r)
             loop = asyncio.get_running_loop()
-            loop.add_reader(info_r, init.learn)
+
+            def on_info() -> None:
+                # Once read, the pipe stays readable (end of file): stop watching it, or
+                # the loop would spin on it for the program's whole life.
+                if init.learn():
+                    loop.remove_reader(info_r)
+
+            loop.add_reader(info_r, on_info)
 
             def kill() -> None:
                 # Killing the namespace's init (bubblewrap's reaper) makes the kernel kill
@@ -438,15 +445,27 @@ class _NamespaceInit:
         self._pidfd: int | None = None
         self._learned = False
 
-    def learn(self) -> None:
-        """Read bubblewrap's info once and open a pidfd on the init it names."""
+    def learn(self) -> bool:
+        """Read bubblewrap's info (once it is there) and open a pidfd on the init it names.
+
+        Returns:
+            True once the info has been read (or will never come); False while bubblewrap
+            has not written it yet.
+        """
         if self._learned:
-            return
+            return True
+        try:
+            data = os.read(self._info_fd, 4096)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
         self._learned = True
-        pid = _read_child_pid(self._info_fd)
+        pid = _child_pid(data)
         if pid is not None:
             with contextlib.suppress(OSError):
                 self._pidfd = os.pidfd_open(pid)
+        return True
 
     def kill(self) -> bool:
         """SIGKILL the init (and so the namespace); False if its pid is not known yet."""
@@ -614,12 +633,12 @@ def _write_all(fd: int, content: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _read_child_pid(fd: int) -> int | None:
-    """The host pid of the namespace's init, from bubblewrap's ``--info-fd``."""
+def _child_pid(data: bytes) -> int | None:
+    """The host pid of the namespace's init, from what bubblewrap wrote to ``--info-fd``
+    (one small JSON object, written at once)."""
     try:
-        data = os.read(fd, 4096)
         pid = json.loads(data)["child-pid"]
-    except (BlockingIOError, OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
     return pid if isinstance(pid, int) and pid > 1 else None
 
