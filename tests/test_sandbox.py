@@ -331,13 +331,19 @@ for path in (sys.argv[2], '/root/.bashrc', '/root/.ssh', sys.argv[3]):
         print(path, open(path).read())
     except OSError as e:
         print(path, type(e).__name__)
-print(os.listdir('/root'), os.path.exists(sys.argv[4]))
+print(os.listdir('/root'), sorted(os.listdir(sys.argv[4])) if os.path.exists(sys.argv[4])
+      else None)
 """
     result = sandbox.python(code, str(home / ".netrc"), str(ROOT / "pyproject.toml"),
                             str(ROOT))
     assert b"sk-home-secret" not in result.stdout and b"[project]" not in result.stdout, result
-    assert result.stdout.rstrip().endswith(b"['.pyenv'] False") or \
-        result.stdout.rstrip().endswith(b"[] False"), result
+    # The repository is invisible, except the interpreter's own environment when it lives
+    # inside it (CI's `.venv`), which is bound read-only and alone.
+    prefix = Path(sys.prefix).resolve()
+    inside = prefix.is_relative_to(ROOT.resolve())
+    repo_view = repr([prefix.relative_to(ROOT.resolve()).parts[0]] if inside else None)
+    last = result.stdout.rstrip().splitlines()[-1].decode()
+    assert last in (f"['.pyenv'] {repo_view}", f"[] {repo_view}"), result
 
 
 def test_writes_outside_the_private_directory_do_not_reach_the_host(sandbox: Sandbox) -> None:
