@@ -273,7 +273,7 @@ async def _grade(task: Task, response: Response, sample: Sample) -> tuple[str, G
     outcome: str = outcome_of(response)
     try:
         grade = await task.grader(response.text, sample)
-    except Exception as exc:  # a grader bug must not lose the response
+    except Exception as exc:  # noqa: BLE001  a grader bug must not lose the response
         return "grading_failed", Grade(None, None, f"grader raised {type(exc).__name__}: {exc}")
     if grade.correct is None:
         outcome = "grading_failed"

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Self
 
 import orjson
 from aiohttp import web
@@ -516,7 +516,7 @@ class SimulatorThread:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def __enter__(self) -> SimulatorThread:
+    def __enter__(self) -> Self:
         self._thread = threading.Thread(target=self._main, name="evals-simulator", daemon=True)
         self._thread.start()
         self._ready.wait(30)
@@ -550,6 +550,6 @@ class SimulatorThread:
 
         try:
             asyncio.run(main())
-        except BaseException as exc:  # surfaced by __enter__ if it happens before ready
+        except BaseException as exc:  # noqa: BLE001  surfaced by __enter__ if it happens before ready
             self._error = exc
             self._ready.set()

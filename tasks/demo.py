@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evals_tasks.aime import aime_sample
+
 import evals
 from evals.grading.math import grade_aime
 from evals.registry import DatasetSpec, Task, task
-from evals_tasks.aime import aime_sample
 
 
 @task("demo_math")

@@ -63,3 +63,35 @@ def test_simulated_run_grades_every_attempt_as_the_model_meant(simulator, tmp_pa
         assert subsets == {"difficulty", "platform"}
         assert set(summary.loc[summary["subset"] == "platform", "value"]) <= {"atcoder",
                                                                               "leetcode"}
+
+
+def test_without_bubblewrap_a_code_run_stops_before_any_request(simulator, tmp_path,
+                                                                 monkeypatch):
+    from helpers import read_log
+
+    from evals.errors import ConfigError
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    with simulator({"humaneval": HUMANEVAL}) as sim:
+        monkeypatch.setenv("PATH", str(empty))
+        cfg = RunConfig(tasks=("humaneval",), model="sim-coder", base_url=sim.base_url,
+                        n=1, limit=2, data=(("humaneval", HUMANEVAL),), out=tmp_path / "run")
+        with pytest.raises(ConfigError, match=r"apt-get install -y bubblewrap.*"
+                                              r"--unsafe-no-sandbox") as caught:
+            run_sync(run(cfg))
+        monkeypatch.undo()
+        assert read_log(sim.request_log) == []  # refused before any request was paid for
+    assert "bubblewrap" in str(caught.value)
+
+
+def test_unsafe_no_sandbox_runs_code_knowingly(simulator, tmp_path):
+    from evals.grading.context import GradingOptions
+
+    with simulator({"humaneval": HUMANEVAL}, accuracy=1.0) as sim:
+        cfg = RunConfig(tasks=("humaneval",), model="sim-coder", base_url=sim.base_url,
+                        n=1, limit=3, data=(("humaneval", HUMANEVAL),), out=tmp_path / "run",
+                        grading=GradingOptions(unsafe_no_sandbox=True))
+        result = run_sync(run(cfg))
+    assert result.summary_rows[0]["score"] == 1.0
+    assert result.manifest["config"]["grading"]["unsafe_no_sandbox"] is True

@@ -67,7 +67,7 @@ def test_pathological_answers_cost_at_most_the_limit_and_never_stop_grading(tmp_
         assert df.loc[row["unique_id"], "correct"], df.loc[row["unique_id"]].to_dict()
     for row in rows[: len(PATHOLOGICAL)]:
         graded = df.loc[row["unique_id"]]
-        assert graded["correct"] is False or graded["correct"] == False  # noqa: E712
+        assert graded["correct"] is False or graded["correct"] == False
         assert graded["outcome"] == "answered"
     # Three pathological answers on two workers: at worst two rounds of the limit, plus
     # the pool's start-up; never unbounded.
@@ -76,9 +76,10 @@ def test_pathological_answers_cost_at_most_the_limit_and_never_stop_grading(tmp_
 
 @pytest.mark.parametrize("answer", ["\\frac{1}{2}", "0.5", "\\dfrac12", "1/2"])
 def test_equivalent_forms_are_graded_right_through_the_pool(answer, tmp_path):
+    from evals_tasks.math500 import grade_math500
+
     from evals.grading.context import GradingContext
     from evals.records import Sample
-    from evals_tasks.math500 import grade_math500
 
     async def go() -> bool | None:
         async with GradingContext(GradingOptions(processes=1)):

@@ -132,6 +132,6 @@ def test_missing_and_unsupported_files_are_clear(tmp_path):
 
 def test_plugin_docstring_shape():
     # Every built-in plugin module names its benchmark in a docstring.
-    import evals_tasks.aime as aime
+    from evals_tasks import aime
 
     assert aime.__doc__ and "AIME" in textwrap.dedent(aime.__doc__)

@@ -11,5 +11,5 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_mypy_strict_passes():
     out = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
+                         text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -19,7 +19,7 @@ import contextvars
 import os
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     from evals.grading.pool import GradingPool
@@ -92,7 +92,7 @@ class GradingContext:
         if executor is not None:
             await executor.aclose()
 
-    async def __aenter__(self) -> GradingContext:
+    async def __aenter__(self) -> Self:
         self._token = _CURRENT.set(self)
         return self
 
