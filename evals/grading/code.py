@@ -2,7 +2,10 @@
 
 One attempt is graded by ONE sandboxed process (``python runner.py``, the script in
 ``RUNNER_SOURCE``) that runs every test of the attempt, each in a fresh child process,
-and stops at the first failure. Three kinds of problems:
+and stops at the first failure. The children are forked by a *zygote*: a process the
+runner forks first thing, which imports what programs import and then forks one child
+per test, so a test starts in about a millisecond rather than an interpreter's start-up.
+Three kinds of problems:
 
 * ``stdin`` (LiveCodeBench AtCoder/Codeforces): the program reads the test input on
   standard input; its standard output is compared as LiveCodeBench's reference grader
@@ -28,14 +31,17 @@ redirect its descriptors, kill its parent, fork, flood its output or loop foreve
 sandbox (``evals.sandbox``) keeps it away from the host; this module keeps it from
 *forging a pass*:
 
-* the expected outputs are never in the program's process or file system: the runner
-  reads ``tests.json``, deletes it, and only then starts children, with ``exec`` (fresh
-  memory, no copy of the runner's heap) and only their own test's input;
+* the expected outputs are never in the program's process or file system: the zygote is
+  forked before the runner reads the nonce or ``tests.json`` (so no copy of either is in
+  its memory or its children's), the runner deletes ``tests.json`` once read, and a child
+  receives only its own test's input;
 * the runner makes itself non-dumpable (``prctl(PR_SET_DUMPABLE, 0)``), so a child
   (same uid) can neither ``ptrace`` it nor read ``/proc/<runner>/mem`` or its
-  descriptors under ``/proc/<runner>/fd``;
-* children get fresh pipes and nothing else (``close_fds``): the runner's own stdout,
-  which carries the verdict, is out of their reach; the comparison happens in the runner;
+  descriptors under ``/proc/<runner>/fd``; the zygote holds nothing secret;
+* children get fresh pipes and nothing else (every other descriptor closed; the zygote's
+  own standard streams are ``/dev/null``): the runner's own stdout, which carries the
+  verdict, is out of their reach; the comparison happens in the runner. A program that
+  kills the zygote fails its test ("killed its parent, the test harness");
 * the runner reports on its stdout in lines that start with a random nonce it read from
   (and drained out of) stdin before any child existed; the grader ignores every other
   line, so output written by a program cannot pass for a verdict. A runner that dies
@@ -49,8 +55,7 @@ Not defended: inside its own process a program can tamper with the bootstrap tha
 it (e.g. a HumanEval program whose asserts live in the same process, exactly as in
 ``openai/human-eval``). Its only reachable channel is its own answer.
 
-Time limits. The verdict uses each test's CPU time (``wait4`` rusage, interpreter
-start-up included) against ``time_limit_s`` x ``calibration_factor()``, which times a fixed
+Time limits. The verdict uses each test's CPU time (``wait4`` rusage, taken by the zygote) against ``time_limit_s`` x ``calibration_factor()``, which times a fixed
 CPU-bound loop once per process against ``REFERENCE_LOOP_S`` (this harness's reference
 machine) and clamps the ratio to [1, 4]: a slow machine gets proportionally more time,
 a fast one never less than the reference limit. CPU time does not grow when the machine
@@ -70,6 +75,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, cast
 
 from evals.grading.lcb import TestCase
@@ -115,394 +121,9 @@ LCB_PREAMBLE = (
 _SHOWN = 200  # characters of expected / got kept in a grade
 _STDERR_TAIL = 4000
 
-RUNNER_SOURCE = r'''"""Runs every test of one attempt; see evals.grading.code for the protocol."""
-import json
-import os
-import signal
-import sys
-import time
-
-PR_SET_DUMPABLE = 4
-PR_SET_CHILD_SUBREAPER = 36
-_CHUNK = 1 << 16
-
-
-def stripped_lines(text):
-    return [line.strip() for line in text.strip().split("\n")]
-
-
-def _decimals(line):
-    from decimal import Decimal
-    try:
-        return [Decimal(token) for token in line.split()]
-    except (ArithmeticError, ValueError):
-        return None
-
-
-def compare_stdout(got, expected):
-    """None when ``got`` matches ``expected`` (LiveCodeBench's rule), else why not."""
-    mine, gold = stripped_lines(got), stripped_lines(expected)
-    if len(mine) != len(gold):
-        return "%d output lines, expected %d" % (len(mine), len(gold))
-    for number, (a, b) in enumerate(zip(mine, gold), 1):
-        if a == b:
-            continue
-        da, db = _decimals(a), _decimals(b)
-        try:
-            if da is not None and db is not None and da == db:
-                continue
-        except ArithmeticError:  # signalling NaN
-            pass
-        return "line %d: got %r, expected %r" % (number, a[:80], b[:80])
-    return None
-
-
-def shorten(text, size=200):
-    text = text if isinstance(text, str) else repr(text)
-    if len(text) <= size:
-        return text
-    return text[: size // 2] + " ...(%d chars)... " % len(text) + text[-size // 2:]
-
-
-def _prctl(option, value):
-    try:
-        import ctypes
-        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
-    except Exception:
-        return False
-
-
-def _children():
-    me, found = os.getpid(), []
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return found
-    for name in names:
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name, "rb") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2:].split()
-            if len(fields) > 1 and int(fields[1]) == me:
-                found.append(int(name))
-    return found
-
-
-def kill_descendants():
-    """Kill whatever the last test left behind (orphans are re-parented to us)."""
-    for _ in range(50):
-        kids = _children()
-        if not kids:
-            return
-        for pid in kids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        for pid in kids:
-            try:
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
-
-
-def _cpu_of(pid, ticks):
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            stat = f.read()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rfind(b")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def run_child(argv, data, limit, wall, out_cap, err_cap):
-    import selectors
-    import subprocess
-    ticks = os.sysconf("SC_CLK_TCK")
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, close_fds=True, start_new_session=True)
-    started = time.monotonic()
-    deadline = started + wall
-    sel = selectors.DefaultSelector()
-    out, err = bytearray(), bytearray()
-    view = memoryview(data)
-    for stream in (proc.stdout, proc.stderr, proc.stdin):
-        os.set_blocking(stream.fileno(), False)
-    sel.register(proc.stdout, selectors.EVENT_READ, out)
-    sel.register(proc.stderr, selectors.EVENT_READ, err)
-    if view:
-        sel.register(proc.stdin, selectors.EVENT_WRITE, None)
-    else:
-        proc.stdin.close()
-    status = usage = killed = None
-    exited_at = None
-    while True:
-        now = time.monotonic()
-        if status is None:
-            pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                status, usage, exited_at = st, ru, now
-        if status is not None and (not sel.get_map() or now - exited_at > 0.5):
-            break
-        if status is None and now >= deadline:
-            killed = "wall"
-            break
-        if status is None and _cpu_of(proc.pid, ticks) > limit:
-            killed = "cpu"
-            break
-        for key, _ in sel.select(timeout=max(0.0, min(0.05, deadline - now))):
-            if key.data is None:
-                try:
-                    sent = os.write(key.fd, view[:_CHUNK])
-                    view = view[sent:]
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    view = view[:0]
-                if not view:
-                    sel.unregister(key.fileobj)
-                    key.fileobj.close()
-                continue
-            try:
-                chunk = os.read(key.fd, _CHUNK)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                sel.unregister(key.fileobj)
-                continue
-            buf = key.data
-            cap = out_cap if buf is out else err_cap
-            if buf is err and len(buf) + len(chunk) > cap:
-                del buf[: len(buf) + len(chunk) - cap]  # keep the tail of stderr
-            buf += chunk
-            if buf is out and len(buf) > cap:
-                killed = "output"
-        if killed == "output":
-            break
-    if status is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        _, status, usage = os.wait4(proc.pid, 0)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    proc.returncode = -1  # reaped above; keeps Popen from waiting again
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        try:
-            stream.close()
-        except OSError:
-            pass
-    sel.close()
-    kill_descendants()
-    return {"status": status, "cpu": usage.ru_utime + usage.ru_stime,
-            "wall": time.monotonic() - started, "killed": killed,
-            "out": bytes(out), "err": bytes(err)}
-
-
-_MEMORY = ("MemoryError", "Cannot allocate memory", "out of memory")
-
-
-def judge(spec, test, res, limit, token):
-    """The verdict of one finished test: None (passed) or a failure record."""
-    status, err = res["status"], res["err"].decode("utf-8", "replace")
-    tail = "\n".join(err.rstrip().split("\n")[-12:])
-    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-    if res["killed"] == "wall":
-        return {"verdict": "time limit", "limit_kind": "wall"}
-    if res["killed"] == "cpu" or res["cpu"] > limit or sig == signal.SIGXCPU or (
-            sig == signal.SIGKILL and res["cpu"] >= limit - 0.05):
-        return {"verdict": "time limit", "limit_kind": "cpu"}
-    if res["killed"] == "output":
-        return {"verdict": "wrong answer", "detail": "output exceeds %d bytes" % len(res["out"])}
-    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-    if code != 0:
-        last = err.rstrip().split("\n")[-1] if err.strip() else ""
-        if any(word in last for word in _MEMORY):
-            return {"verdict": "memory limit", "error": tail}
-        if spec["mode"] == "humaneval" and last.startswith("AssertionError"):
-            return {"verdict": "wrong answer", "detail": "an assertion of check() failed",
-                    "error": tail}
-        why = "signal %d" % sig if sig is not None else "exit status %s" % code
-        return {"verdict": "runtime error", "error": tail or why, "exit": why}
-    got = res["out"].decode("utf-8", "replace")
-    mode = spec["mode"]
-    if mode == "humaneval":
-        if got.strip() != token:
-            return {"verdict": "runtime error", "exit": "exit status 0",
-                    "error": (tail + "\n" if tail else "")
-                    + "the program exited before check() finished"}
-        return None
-    if mode == "stdin":
-        why = compare_stdout(got, test["output"])
-        if why is None:
-            return None
-        return {"verdict": "wrong answer", "detail": why, "expected": shorten(test["output"]),
-                "got": shorten(got)}
-    try:
-        value = json.loads(got)
-    except ValueError:
-        return {"verdict": "runtime error", "error": tail or "no result was returned"}
-    expected = json.loads(test["output"])
-    if value == expected:
-        return None
-    return {"verdict": "wrong answer", "expected": shorten(test["output"]),
-            "got": shorten(json.dumps(value))}
-
-
-def main():
-    nonce = sys.stdin.buffer.read().decode().strip()
-    _prctl(PR_SET_DUMPABLE, 0)
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    with open("tests.json", "rb") as f:
-        spec = json.loads(f.read())
-    os.unlink("tests.json")
-
-    def emit(record):
-        sys.stdout.write(nonce + " " + json.dumps(record) + "\n")
-        sys.stdout.flush()
-
-    with open("solution.py", "rb") as f:
-        source = f.read()
-    try:
-        compile(source, "solution.py", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
-        emit({"done": True, "verdict": "syntax error", "passed": 0,
-              "error": "%s: %s" % (type(exc).__name__, exc)})
-        return
-    tests, limit = spec["tests"], spec["limit"]
-    wall = 2 * limit + 1
-    overall = time.monotonic() + spec["overall"]
-    # -S skips site's .pth processing (30 ms per test); the site-packages directories are
-    # added back by the child, so installed libraries (numpy, ...) stay importable.
-    import site
-    paths = os.pathsep.join(p for p in site.getsitepackages() if os.path.isdir(p))
-    argv = [sys.executable, "-I", "-S", os.path.abspath(sys.argv[0]), "--child", spec["mode"],
-            repr(limit), spec.get("fn_name") or "", paths]
-    cpu, walls = [], []
-    for number, test in enumerate(tests, 1):
-        if time.monotonic() > overall:
-            emit({"done": True, "verdict": "time limit", "limit_kind": "overall",
-                  "test": number, "passed": number - 1, "cpu_s": cpu, "wall_s": walls})
-            return
-        emit({"start": number})
-        token = os.urandom(16).hex() if spec["mode"] == "humaneval" else ""
-        data = (token + "\n" if token else test["input"]).encode()
-        cap = 2 * len(test["output"].encode()) + (1 << 20)
-        res = run_child(argv, data, limit, wall, cap, 1 << 16)
-        cpu.append(round(res["cpu"], 4))
-        walls.append(round(res["wall"], 4))
-        failure = judge(spec, test, res, limit, token)
-        if failure is not None:
-            failure.update(done=True, test=number, passed=number - 1, cpu_s=cpu, wall_s=walls)
-            emit(failure)
-            return
-    emit({"done": True, "verdict": "passed", "passed": len(tests), "cpu_s": cpu,
-          "wall_s": walls})
-
-
-# -- the child: runs the program on one test ------------------------------------------
-
-
-def _plain(value):
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, tuple):
-        return {"__tuple__": [_plain(v) for v in value]}
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: _plain(v) for k, v in value.items()}
-    item = getattr(value, "item", None)
-    if callable(item) and type(value).__module__ == "numpy":
-        try:
-            scalar = item()
-        except Exception:
-            scalar = None
-        if isinstance(scalar, (bool, int, float)):
-            return scalar
-    return {"__object__": type(value).__name__, "repr": repr(value)[:200]}
-
-
-def child(mode, limit, fn_name, paths):
-    import math
-    import resource
-    sys.path.extend(p for p in paths.split(os.pathsep) if p)
-    soft = int(math.ceil(float(limit))) + 1
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1 if hard == resource.RLIM_INFINITY
-                                             else min(soft + 1, hard)))
-    if hasattr(sys, "set_int_max_str_digits"):
-        sys.set_int_max_str_digits(50000)
-    with open("solution.py", "rb") as f:
-        source = f.read().decode("utf-8", "replace")
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__,
-                 "__file__": "solution.py"}
-    if mode != "humaneval":
-        with open("preamble.py", "rb") as f:
-            exec(compile(f.read(), "preamble.py", "exec"), namespace)
-    code = compile(source, "solution.py", "exec", dont_inherit=True)
-    if mode == "stdin":
-        try:
-            exec(code, namespace)
-        except SystemExit:
-            pass
-        sys.stdout.flush()
-        return
-    data = sys.stdin.read()
-    channel = os.fdopen(os.dup(1), "w")
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)  # the program's prints go nowhere; the result has its own channel
-    if mode == "humaneval":
-        exec(code, namespace)
-        channel.write(data.strip())
-        channel.flush()
-        os._exit(0)
-    args = [json.loads(line) for line in data.split("\n")]
-    exec(code, namespace)
-    if "class Solution" in source:
-        target = namespace["Solution"]()
-    else:
-        import types
-        target = types.SimpleNamespace(**namespace)
-    method = getattr(target, fn_name)
-    result = method(*args)
-    if isinstance(result, tuple):
-        result = list(result)
-    channel.write(json.dumps(_plain(result)))
-    channel.flush()
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        try:
-            child(*sys.argv[2:6])
-        except BaseException as exc:  # show the program's frames, not the bootstrap's
-            if isinstance(exc, SystemExit):
-                raise
-            import traceback
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-                tb = tb.tb_next
-            traceback.print_exception(type(exc), exc, tb)
-            sys.stderr.flush()
-            os._exit(1)
-    else:
-        main()
-'''
+#: The script that runs in the sandbox (``evals/grading/_runner.py``, shipped as source and
+#: copied into each sandbox; it needs nothing but the standard library).
+RUNNER_SOURCE = (Path(__file__).with_name("_runner.py")).read_text(encoding="utf-8")
 
 
 def _runner_namespace() -> dict[str, Any]:
