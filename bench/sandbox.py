@@ -16,6 +16,7 @@ executions per second of a batch run through ``BwrapExecutor`` with the default 
 machine every variant slows down and the sandbox (more processes, namespaces) most. Usage:
 
     python bench/sandbox.py [--runs 50] [--batch 200] [--lcb PATH] [--lcb-rounds 3]
+                            [--many-tests 100]
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ async def main() -> None:
                         help="LiveCodeBench rows (code_generation_lite format)")
     parser.add_argument("--lcb-rounds", type=int, default=3,
                         help="times each written solution is graded")
+    parser.add_argument("--many-tests", type=int, default=100,
+                        help="tests of the one-problem per-test cost measurement")
     args = parser.parse_args()
 
     bwrap = make_executor()
@@ -113,7 +116,27 @@ async def main() -> None:
     await unsafe.aclose()
     _print_load(cores)
     await _lcb_throughput(args.lcb, args.lcb_rounds)
+    await _per_test_cost(args.many_tests)
     _print_load(cores)
+
+
+async def _per_test_cost(count: int) -> None:
+    """Wall time per test of one attempt with ``count`` one-line stdin tests (what a
+    LiveCodeBench problem with many private tests costs beyond its sandbox)."""
+    from evals.grading.code import CodeProblem, grade_program
+    from evals.grading.context import GradingContext
+    from evals.grading.lcb import TestCase
+
+    tests = tuple(TestCase(f"{i}\n", f"{2 * i}\n", "stdin") for i in range(count))
+    problem = CodeProblem("stdin", tests)
+    program = "print(2 * int(input()))"
+    async with GradingContext():
+        await grade_program(program, problem, extracted=program, how="bench")  # warm
+        start = time.perf_counter()
+        grade = await grade_program(program, problem, extracted=program, how="bench")
+        elapsed = time.perf_counter() - start
+    print(f"\none attempt, {count} tests: {grade.reason}, {elapsed:.2f} s, "
+          f"{1000 * elapsed / count:.1f} ms per test (sandbox start-up included once)")
 
 
 async def _lcb_throughput(data: Path, rounds: int) -> None:
