@@ -4,7 +4,8 @@
 equations) and hands single values here, cheapest test first:
 
 1. ``to_number``: integers, decimals, ``\\frac{a}{b}``, ``a/b``, mixed numbers,
-   scientific notation, thousands separators, as exact ``Fraction`` s.
+   scientific notation, thousands separators, repeating decimals (``0.1\\overline{6}``),
+   as exact ``Fraction`` s.
 2. ``compare_expressions``: a small LaTeX arithmetic reader (numbers, variables,
    ``+ - * / ^ !``, ``\\frac``, ``\\sqrt``, ``\\binom``, ``\\pi``, ``e``, ``i``, trig, logs,
    ``|x|``) whose trees are evaluated, never ``eval``-ed, at a few sample points. Rational
@@ -61,6 +62,17 @@ _SCI = re.compile(r"(" + _DECIMAL + r")\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*"
                   r"(?:\{\s*([+-]?\d+)\s*\}|(\d))|(" + _DECIMAL + r")[eE]([+-]?\d+)")
 
 
+# A repeating decimal: 0.\overline{3}, 1.2\overline{45} (also with \dot or \bar).
+_REPEATING = re.compile(r"(\d*)\.(\d*)\\(?:overline|bar|dot)\s*(?:\{\s*(\d+)\s*\}|(\d))")
+
+
+def _repeating(m: re.Match[str]) -> Fraction:
+    whole, fixed, cycle = m.group(1) or "0", m.group(2), m.group(3) or m.group(4)
+    shift = Fraction(10) ** len(fixed)
+    value = Fraction(int(whole)) + (Fraction(int(fixed)) / shift if fixed else 0)
+    return value + Fraction(int(cycle), 10 ** len(cycle) - 1) / shift
+
+
 def _fraction(text: str) -> Fraction:
     return Fraction(text.removesuffix("."))
 
@@ -96,6 +108,8 @@ def to_number(text: str) -> Fraction | None:
         if bottom and top < bottom:
             return sign * (Fraction(int(m.group(1))) + Fraction(top, bottom))
         return None
+    if (m := _REPEATING.fullmatch(t)) is not None:
+        return sign * _repeating(m)
     if (m := _SCI.fullmatch(t)) is not None:
         mantissa = m.group(1) or m.group(4)
         exponent = int(m.group(2) or m.group(3) or m.group(5))
