@@ -63,6 +63,7 @@ process group and outlives the wall limit.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import functools
@@ -217,7 +218,7 @@ def make_executor(unsafe: bool = False, *, max_parallel: int | None = None) -> E
     return BwrapExecutor(max_parallel, bwrap=bwrap)
 
 
-class _Base:
+class _Base(abc.ABC):
     """What both executors share: the semaphore, input checks, I/O and bookkeeping."""
 
     def __init__(self, max_parallel: int | None = None) -> None:
@@ -270,9 +271,10 @@ class _Base:
         for running in list(self._running):
             running.kill("closed")
 
+    @abc.abstractmethod
     async def _run_one(self, argv: list[str], files: list[tuple[str, bytes]], stdin: bytes,
                        limits: Limits) -> ExecResult:
-        raise NotImplementedError
+        """Start the program (isolated as the subclass does it) and supervise it."""
 
     def _get_semaphore(self) -> asyncio.Semaphore:
         # A semaphore belongs to the loop it first waited in; tests and notebooks may

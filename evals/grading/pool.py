@@ -324,24 +324,16 @@ class GradingPool:
                 ready.set_result(None)
 
         fd = worker.conn.fileno()
+        loop.add_reader(fd, on_readable)  # Linux/Unix loops (asyncio, uvloop) all have it
         try:
-            loop.add_reader(fd, on_readable)
-            watching = True
-        except NotImplementedError:  # a loop without add_reader (Windows proactor)
-            watching = False
-        try:
-            if watching:
-                await asyncio.wait_for(ready, self.timeout_s)
-            elif not await asyncio.to_thread(worker.conn.poll, self.timeout_s):
-                raise TimeoutError
+            await asyncio.wait_for(ready, self.timeout_s)
         except TimeoutError:
             raise self._timeout(worker, started) from None
         except BaseException:  # cancelled: the call is abandoned, so is its worker
             self._discard(worker)
             raise
         finally:
-            if watching:
-                loop.remove_reader(fd)
+            loop.remove_reader(fd)
         return cast(T, self._receive(worker))
 
     def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
