@@ -1,7 +1,7 @@
 """Code grading: extract the program, run it against the tests in the sandbox, say why.
 
 One attempt is graded by ONE sandboxed process (``python runner.py``, the script in
-``RUNNER_SOURCE``) that runs every test of the attempt, each in a fresh child process,
+``evals/grading/_runner.py``) that runs every test of the attempt, each in a fresh child process,
 and stops at the first failure. The children are forked by a *zygote*: a process the
 runner forks first thing, which imports what programs import and then forks one child
 per test, so a test starts in about a millisecond rather than an interpreter's start-up.
@@ -78,6 +78,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from evals.grading import _runner
 from evals.grading.lcb import TestCase
 from evals.records import Grade
 
@@ -85,7 +86,6 @@ __all__ = [
     "CALIBRATION_BOUNDS",
     "LCB_PREAMBLE",
     "REFERENCE_LOOP_S",
-    "RUNNER_SOURCE",
     "CodeProblem",
     "calibration_factor",
     "compare_stdout",
@@ -93,6 +93,7 @@ __all__ = [
     "grade_program",
     "humaneval_program",
     "run_program",
+    "runner_source",
 ]
 
 Kind = Literal["stdin", "functional", "humaneval"]
@@ -121,24 +122,18 @@ LCB_PREAMBLE = (
 _SHOWN = 200  # characters of expected / got kept in a grade
 _STDERR_TAIL = 4000
 
-#: The script that runs in the sandbox (``evals/grading/_runner.py``, shipped as source and
-#: copied into each sandbox; it needs nothing but the standard library).
-RUNNER_SOURCE = (Path(__file__).with_name("_runner.py")).read_text(encoding="utf-8")
+@functools.cache
+def runner_source() -> str:
+    """The script that runs in the sandbox (``evals/grading/_runner.py``, shipped as source
+    and copied into each sandbox; it needs nothing but the standard library). Read on the
+    first grade, not when the task plugins load."""
+    return Path(_runner.__file__).read_text(encoding="utf-8")
 
-
-def _runner_namespace() -> dict[str, Any]:
-    namespace: dict[str, Any] = {"__name__": "evals_code_runner"}
-    # Our own constant, run once to share compare_stdout with the sandboxed runner.
-    exec(compile(RUNNER_SOURCE, "runner.py", "exec"), namespace)  # noqa: S102
-    return namespace
-
-
-_RUNNER = _runner_namespace()
 
 #: ``compare_stdout(got, expected) -> None | str``: ``None`` when the program's output
 #: ``got`` matches the gold ``expected`` under LiveCodeBench's rule, else what differs.
 #: The rule is symmetric. The same function runs inside the sandbox.
-compare_stdout = cast(Callable[[str, str], "str | None"], _RUNNER["compare_stdout"])
+compare_stdout = cast(Callable[[str, str], "str | None"], _runner.compare_stdout)
 
 
 # -- extraction --------------------------------------------------------------------------
@@ -302,7 +297,7 @@ async def run_program(program: str, problem: CodeProblem, *, limit_s: float,
     spec = {"mode": problem.kind, "tests": tests, "limit": limit_s, "overall": overall,
             "fn_name": problem.fn_name}
     payload = json.dumps(spec).encode()
-    files = {"runner.py": RUNNER_SOURCE.encode(), "tests.json": payload,
+    files = {"runner.py": runner_source().encode(), "tests.json": payload,
              "solution.py": program.encode("utf-8", "surrogatepass"),
              "preamble.py": LCB_PREAMBLE.encode()}
     nonce = secrets.token_hex(16)
