@@ -14,7 +14,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
@@ -52,13 +52,14 @@ def cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "evals"
 
 
+def _builder(name: str) -> str | None:
+    """The ``datasets`` packaged builder for a file name (``.gz`` allowed), or None."""
+    return _FORMATS.get(PurePosixPath(name.lower().removesuffix(".gz")).suffix)
+
+
 def _format_of(path: Path) -> str:
-    name = path.name.lower()
-    for suffix in (".jsonl.gz", ".json.gz", ".csv.gz"):
-        if name.endswith(suffix):
-            return _FORMATS[suffix[:-3]]
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
+    fmt = _builder(path.name)
+    if fmt is None or (path.name.lower().endswith(".gz") and fmt == "parquet"):
         raise DataError(
             f"--data {path}: unsupported file type {path.suffix!r}. "
             "Use a .jsonl, .json, .parquet or .csv file (optionally .gz)."
@@ -187,14 +188,12 @@ def _load_hub(task: Task) -> list[dict[str, Any]]:
 
 
 def _builder_for(name: str) -> str:
-    """The ``datasets`` packaged builder for a data file, by its extension."""
-    lowered = name.lower().removesuffix(".gz")
-    for suffix, builder in ((".jsonl", "json"), (".json", "json"), (".parquet", "parquet"),
-                            (".csv", "csv")):
-        if lowered.endswith(suffix):
-            return builder
-    raise DataError(f"Cannot tell how to read the hub data file {name!r}: expected .jsonl, "
-                    ".json, .parquet or .csv.")
+    """The ``datasets`` packaged builder for a hub data file, by its extension."""
+    builder = _builder(name)
+    if builder is None:
+        raise DataError(f"Cannot tell how to read the hub data file {name!r}: expected .jsonl, "
+                        ".json, .parquet or .csv.")
+    return builder
 
 
 def _rows_for(task: Task, data: Path | None) -> tuple[list[dict[str, Any]], str, str]:
