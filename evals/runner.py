@@ -403,14 +403,23 @@ async def run(
     # in a sandbox) holds the requests back instead of piling responses up in memory.
     grading_slots = asyncio.Semaphore(max(8, 4 * cfg.grading.workers()))
 
+    def record(attempt: Attempt, outcome: str, grade: Grade | None, response: Response | None,
+               cached: bool, error: str | None) -> None:
+        writer.write(_row(attempt, cfg.model, outcome, grade, response, cached, error))
+        progress.add(outcome, grade.correct if grade else None,
+                     response.usage.completion_tokens if response else None, cached)
+        if on_progress is not None:
+            on_progress(progress, client)
+
     async def grade_and_record(task: Task, attempt: Attempt, response: Response,
                                cached: bool) -> None:
+        outcome, grade = await _grade(task, response, attempt.sample)
+        record(attempt, outcome, grade, response, cached, None)
+
+    async def grade_in_slot(task: Task, attempt: Attempt, response: Response,
+                            cached: bool) -> None:
         try:
-            outcome, grade = await _grade(task, response, attempt.sample)
-            writer.write(_row(attempt, cfg.model, outcome, grade, response, cached, None))
-            progress.add(outcome, grade.correct, response.usage.completion_tokens, cached)
-            if on_progress is not None:
-                on_progress(progress, client)
+            await grade_and_record(task, attempt, response, cached)
         finally:
             grading_slots.release()
 
@@ -440,15 +449,11 @@ async def run(
                                             repeat=attempt.repeat, seed=attempt.seed,
                                             request=body, response=response)
             if response is None:
-                writer.write(_row(attempt, cfg.model, "error", None, None, False, error))
-                progress.add("error", None, None, False)
-                if on_progress is not None:
-                    on_progress(progress, client)
+                record(attempt, "error", None, None, False, error)
             elif task.heavy_grader or task.needs_sandbox:
                 await grading_slots.acquire()
-                group.create_task(grade_and_record(task, attempt, response, cached))
-            else:  # a cheap grader: no task, no slot
-                await grading_slots.acquire()
+                group.create_task(grade_in_slot(task, attempt, response, cached))
+            else:  # a cheap grader: in line, no task, no slot
                 await grade_and_record(task, attempt, response, cached)
 
     # CPU of the thread that runs the request loop (requests, store, grading, table rows).
