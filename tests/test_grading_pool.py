@@ -216,3 +216,35 @@ def test_invalid_sizes_are_rejected() -> None:
         GradingPool(0)
     with pytest.raises(ValueError, match="positive"):
         GradingPool(1, timeout_s=0)
+
+
+class _RacyPool(GradingPool):
+    """Its next worker dies between being taken (checked alive) and being sent the call:
+    the race, made deterministic."""
+
+    die_next = False
+
+    def _acquire_sync(self):  # type: ignore[no-untyped-def]
+        worker = super()._acquire_sync()
+        if self.die_next:
+            self.die_next = False
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.process.join(5)
+        return worker
+
+
+def test_a_worker_that_dies_just_before_the_send_is_replaced_not_returned() -> None:
+    """The call fails with WorkerDied, and the dead worker is replaced, never given back:
+    the pool keeps exactly its size and serves the next calls."""
+    small = _RacyPool(1, timeout_s=LIMIT, preimport=())
+    try:
+        assert small.call_sync(pow, 2, 5) == 32
+        small.die_next = True
+        with pytest.raises(WorkerDied, match="gone before the call"):
+            small.call_sync(pow, 2, 5)
+        assert [small.call_sync(pow, 3, k) for k in (1, 2, 3)] == [3, 9, 27]
+        assert len(small.worker_pids()) == 1
+        with small._lock:  # the slot count matches the workers: the pool cannot outgrow 1
+            assert small._count == len(small._idle) + len(small._busy) == 1
+    finally:
+        small.close()

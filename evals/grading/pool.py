@@ -310,11 +310,7 @@ class GradingPool:
             Exception: whatever ``fn`` raised, unchanged.
         """
         worker = await self._acquire_async()
-        try:
-            self._send(worker, fn, args)
-        except BaseException:
-            self._release(worker)
-            raise
+        self._send(worker, fn, args)
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         ready: asyncio.Future[None] = loop.create_future()
@@ -339,11 +335,7 @@ class GradingPool:
     def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in a worker, blocking this thread; same errors as ``call``."""
         worker = self._acquire_sync()
-        try:
-            self._send(worker, fn, args)
-        except BaseException:
-            self._release(worker)
-            raise
+        self._send(worker, fn, args)
         started = time.monotonic()
         try:
             arrived = worker.conn.poll(self.timeout_s)
@@ -533,6 +525,8 @@ class GradingPool:
     # -- one call ---------------------------------------------------------------------------------
 
     def _send(self, worker: _Worker, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Hand the call to ``worker``; on failure the worker is given back (the call could
+        not be pickled: nothing was written) or replaced (it was gone)."""
         try:
             worker.conn.send((fn, args))
         except (BrokenPipeError, ConnectionResetError, EOFError):
@@ -540,6 +534,9 @@ class GradingPool:
             code = worker.process.exitcode
             raise WorkerDied(f"grading worker pid {worker.pid} was gone before the call "
                              f"({_describe_exit(code)})", exitcode=code) from None
+        except BaseException:
+            self._release(worker)
+            raise
 
     def _timeout(self, worker: _Worker, started: float) -> GradingTimeout:
         elapsed = time.monotonic() - started
