@@ -147,7 +147,7 @@ class ChatClient:
 
     Args:
         endpoint: where to send, with the key (which never leaves the Authorization header).
-        transport: any ``httpx.AsyncBaseTransport``; default ``AiohttpTransport`` sized to
+        transport: any ``httpx.AsyncBaseTransport``; default ``HttpTransport`` sized to
             ``concurrency``. Unit tests pass ``httpx.MockTransport``.
         concurrency: the most requests in flight (the adaptive limit starts there).
         retry: the retry policy.
@@ -166,9 +166,9 @@ class ChatClient:
         seed: int = 0,
     ) -> None:
         if transport is None:
-            from evals.transport import AiohttpTransport
+            from evals.transport import HttpTransport
 
-            transport = AiohttpTransport(max_connections=concurrency, read_timeout=timeout)
+            transport = HttpTransport(max_idle=concurrency, read_timeout=timeout)
         self.endpoint = endpoint
         self.transport = transport
         self.limiter = AdaptiveLimiter(concurrency)

@@ -1,4 +1,4 @@
-"""The per-attempt hot path: the client's pre-built request, the aiohttp transport against a
+"""The per-attempt hot path: the client's pre-built request, the HTTP transport against a
 real local server, and the store's writer thread."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import httpx
 import orjson
 import pytest
@@ -20,7 +19,7 @@ from evals.client import ChatClient
 from evals.providers import Endpoint
 from evals.records import Response, Usage
 from evals.store import Store, request_key
-from evals.transport import AiohttpTransport
+from evals.transport import HttpTransport
 
 ENDPOINT = Endpoint(provider="openai", base_url="http://127.0.0.1:9/v1", key_env="K",
                     api_key="sk-x")
@@ -108,12 +107,12 @@ def test_transport_maps_a_refused_connection_to_httpx() -> None:
 
 
 async def _refused() -> None:
-    transport = AiohttpTransport(max_connections=1, connect_timeout=2)
+    transport = HttpTransport(max_idle=1, connect_timeout=2)
     request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions", content=b"{}")
     try:
         with pytest.raises(httpx.ConnectError) as info:
             await transport.handle_async_request(request)
-        assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
+        assert isinstance(info.value.__cause__, OSError)
     finally:
         await transport.aclose()
 
