@@ -315,8 +315,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
     def _head(self, request: httpx.Request, length: int) -> bytes:
         """The request line and headers; Content-Length is the only part that varies."""
         raw = request.headers.raw
-        cache_key = (request.method, request.url.raw_path,
-                     *[pair for pair in raw if pair[0] not in _LENGTH])
+        fixed = [pair for pair in raw if pair[0] not in _LENGTH]
+        cache_key = (request.method, request.url.raw_path, *fixed)
         prefix = self._heads.get(cache_key)
         if prefix is None:
             names = {name.lower() for name, _ in raw}
@@ -324,7 +324,7 @@ class HttpTransport(httpx.AsyncBaseTransport):
                                                request.url.raw_path)]
             if b"host" not in names:
                 lines.append(b"Host: %s\r\n" % request.url.netloc)
-            lines += [name + b": " + value + b"\r\n" for name, value in cache_key[2:]]
+            lines += [name + b": " + value + b"\r\n" for name, value in fixed]
             prefix = b"".join(lines)
             if len(self._heads) >= 256:
                 self._heads.clear()
