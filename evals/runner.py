@@ -412,14 +412,16 @@ async def run(
             on_progress(progress, client)
 
     async def grade_and_record(task: Task, attempt: Attempt, response: Response,
-                               cached: bool) -> None:
+                               cached: bool, committed: asyncio.Future[None] | None) -> None:
         outcome, grade = await _grade(task, response, attempt.sample)
+        if committed is not None:
+            await committed  # counted only once on disk
         record(attempt, outcome, grade, response, cached, None)
 
     async def grade_in_slot(task: Task, attempt: Attempt, response: Response,
-                            cached: bool) -> None:
+                            cached: bool, committed: asyncio.Future[None] | None) -> None:
         try:
-            await grade_and_record(task, attempt, response, cached)
+            await grade_and_record(task, attempt, response, cached, committed)
         finally:
             grading_slots.release()
 
@@ -429,12 +431,10 @@ async def run(
             key = request_key(body, attempt.repeat)
             response = store.get(key)
             cached = response is not None
-            error: str | None = None
             if response is None:
                 try:
                     response = await client.complete(body)
                 except RequestFailed as exc:
-                    error = str(exc)
                     if client.stats.consecutive_failed >= dead_after:
                         raise EndpointError(
                             f"{endpoint.base_url} stopped answering: the last "
@@ -443,18 +443,29 @@ async def run(
                             "so far is stored; once the server is back, rerun the same "
                             "command to resume."
                         ) from None
-                else:
-                    # Counted only once committed: a kill after this line loses nothing.
-                    await store.commit_soon(key, task=task.name, sample_id=attempt.sample.id,
-                                            repeat=attempt.repeat, seed=attempt.seed,
-                                            request=body, response=response)
-            if response is None:
-                record(attempt, "error", None, None, False, error)
-            elif task.heavy_grader or task.needs_sandbox:
+                    record(attempt, "error", None, None, False, str(exc))
+                    continue
+            if task.heavy_grader or task.needs_sandbox:
+                committed = None if cached else _commit(task, attempt, key, body, response)
                 await grading_slots.acquire()
-                group.create_task(grade_in_slot(task, attempt, response, cached))
-            else:  # a cheap grader: in line, no task, no slot
-                await grade_and_record(task, attempt, response, cached)
+                group.create_task(grade_in_slot(task, attempt, response, cached, committed))
+                continue
+            # A cheap grader, in line. The worker sends its next request at once; the
+            # attempt is counted (row, progress) by the store once its answer is on disk,
+            # so a kill after this point loses nothing that was counted.
+            outcome, grade = await _grade(task, response, attempt.sample)
+            if cached:
+                record(attempt, outcome, grade, response, True, None)
+            else:
+                _commit(task, attempt, key, body, response, functools.partial(
+                    record, attempt, outcome, grade, response, False, None))
+
+    def _commit(task: Task, attempt: Attempt, key: str, body: dict[str, Any],
+                response: Response, then: Callable[[], object] | None = None
+                ) -> asyncio.Future[None]:
+        return store.commit_soon(key, task=task.name, sample_id=attempt.sample.id,
+                                 repeat=attempt.repeat, seed=attempt.seed, request=body,
+                                 response=response, then=then)
 
     # CPU of the thread that runs the request loop (requests, store, grading, table rows).
     cpu_started, wall_started = time.thread_time(), time.perf_counter()
@@ -476,9 +487,11 @@ async def run(
         write_manifest(out_dir, manifest)
         raise
     finally:
-        writer.close()
-        store.close()
-        await client.aclose()
+        try:
+            store.close()  # commits what is queued, and counts it
+        finally:
+            writer.close()
+            await client.aclose()
 
     manifest.update(status="complete", ended=_now(),
                     client={"sent": client.stats.sent, "retries": client.stats.retries,

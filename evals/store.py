@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +73,15 @@ class Store:
 
     Args:
         path: the database file; created with its folder if missing.
+        window: seconds a queued response may wait for others to share its transaction.
+        max_batch: queued responses that commit at once without waiting for the window.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, window: float = 0.05, max_batch: int = 256) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.window = window
+        self.max_batch = max_batch
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a committed transaction survives a killed process; only a power
@@ -87,7 +91,10 @@ class Store:
         self._db.execute(_SCHEMA)
         self._known: set[str] = self.keys()
         self._pending: list[tuple[Any, ...]] = []
+        self._then: list[Callable[[], object]] = []
         self._committed: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._failure: Exception | None = None
 
     def __contains__(self, key: str) -> bool:
         return key in self._known
@@ -108,25 +115,43 @@ class Store:
         seed: int,
         request: Mapping[str, Any],
         response: Response,
+        then: Callable[[], object] | None = None,
     ) -> asyncio.Future[None]:
-        """Queue one response; the future resolves once it is committed.
+        """Queue one response; the future resolves once it is committed, and ``then()`` is
+        called right after its transaction commits (in the event loop's thread).
 
-        Responses that arrive in the same turn of the event loop share one transaction
-        (scheduled with ``call_soon``, so nothing waits for a timer): under load this turns
-        hundreds of commits into a few, and a caller that awaits the future still counts
-        nothing that is not on disk.
+        Responses queued within ``window`` seconds share one transaction (a full batch
+        commits at once): at hundreds of answers a second this turns hundreds of commits
+        into a few. The caller need not wait: a runner passes ``then`` to count an attempt
+        only once it is on disk and meanwhile sends its next request, so a kill at any
+        moment loses only answers nobody has counted yet.
+
+        Raises:
+            sqlite3.Error: an earlier transaction failed (the run cannot keep its answers),
+                or whatever an earlier ``then`` raised.
         """
+        if self._failure is not None:
+            raise self._failure
         self._pending.append((key, task, sample_id, repeat, seed, orjson.dumps(request),
                               _encode(response), time.time()))
+        if then is not None:
+            self._then.append(then)
         if self._committed is None:
             loop = asyncio.get_running_loop()
             self._committed = loop.create_future()
-            loop.call_soon(self._flush)
+            self._timer = loop.call_later(self.window, self._flush)
+        elif len(self._pending) >= self.max_batch:
+            future = self._committed
+            self._flush()
+            return future
         return self._committed
 
     def _flush(self) -> None:
-        rows, future = self._pending, self._committed
-        self._pending, self._committed = [], None
+        rows, then, future = self._pending, self._then, self._committed
+        self._pending, self._then, self._committed = [], [], None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if future is None:  # already flushed (by close, before its scheduled turn)
             return
         try:
@@ -136,10 +161,18 @@ class Store:
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            self._failure = exc
             if not future.done():
                 future.set_exception(exc)
+                future.exception()  # a runner that passed ``then`` never awaits it
             return
         self._known.update(row[0] for row in rows)
+        for callback in then:
+            try:
+                callback()
+            except Exception as exc:  # noqa: BLE001 (a full disk under the table, say)
+                # Not raised here (a timer called us): the next commit_soon or close does.
+                self._failure = self._failure or exc
         if not future.done():  # its waiter may have been cancelled with the run
             future.set_result(None)
 
@@ -148,7 +181,15 @@ class Store:
 
     def close(self) -> None:
         """Commit what is still queued (a run stopped mid-turn keeps every answer it paid
-        for), then close the file."""
-        if self._pending:
-            self._flush()
-        self._db.close()
+        for, and its ``then`` callbacks run), then close the file.
+
+        Raises:
+            sqlite3.Error: a transaction failed (or what a ``then`` callback raised).
+        """
+        try:
+            if self._pending:
+                self._flush()
+        finally:
+            self._db.close()
+        if self._failure is not None:
+            raise self._failure
