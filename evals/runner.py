@@ -505,13 +505,20 @@ async def run(
 
 
 def _prefetch_table_writer() -> None:
-    """Import Arrow (what ``finalize`` writes the table with, ~0.2 s) in a thread while the
-    requests are in flight, instead of after the last answer."""
+    """Import Arrow (what ``finalize`` writes the table with) and use its JSON reader and
+    Parquet writer once, in a thread while the requests are in flight: 0.3 s of one-time
+    cost that would otherwise come after the last answer."""
     import threading
 
     def load() -> None:
-        import pyarrow.json
-        import pyarrow.parquet  # noqa: F401
+        import io
+
+        import pyarrow as pa
+        import pyarrow.json as pajson
+        import pyarrow.parquet as pq
+
+        table = pajson.read_json(io.BytesIO(b'{"a": 1}\n'))
+        pq.write_table(table, pa.BufferOutputStream())
 
     threading.Thread(target=load, name="evals-prefetch", daemon=True).start()
 
