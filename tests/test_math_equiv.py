@@ -176,3 +176,35 @@ def test_last_boxed_keeps_its_contract() -> None:
     assert last_boxed("so \\boxed{\\frac{1}{2}} and \\boxed{33}") == "33"
     assert last_boxed("\\boxed{1} then \\boxed{2") == "1"
     assert last_boxed("nothing") is None
+
+
+def _boxes_by_one_pass(text: str) -> list[tuple[int, int, str]]:
+    """The reference: every box's brace matched from one pass over the whole text."""
+    from evals.grading.extract import _matching_braces
+
+    pairs, found = _matching_braces(text), []
+    for match in re.finditer(r"\\(?:boxed|fbox)(?![a-zA-Z])", text):
+        i = match.end()
+        while i < len(text) and text[i] == " " and i - match.end() < 3:
+            i += 1
+        if i < len(text) and text[i] == "{":
+            close = pairs.get(i)
+            if close is not None and text[i + 1 : close].strip():
+                found.append((match.start(), close + 1, text[i + 1 : close].strip()))
+        elif (i > match.end() and (plain := re.match(r"[^\s$]+", text[i : i + 200]))
+              and (value := plain.group(0).rstrip(".,;"))):
+            found.append((match.start(), i + plain.end(), value))
+    return found
+
+
+def test_boxes_scanned_one_by_one_match_the_one_pass_reference() -> None:
+    import random
+
+    from evals.grading.extract import boxed_contents
+
+    rng = random.Random(7)
+    pieces = ["{", "}", "\\", "\\boxed", "\\boxed ", "\\fbox", "a", "1", " ", "$", "\\{", "\\}",
+              ".", "\\\\"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        assert boxed_contents(text) == _boxes_by_one_pass(text), text

@@ -27,6 +27,7 @@ _PHRASE = re.compile(
     re.IGNORECASE,
 )
 _MAX_TEXT = 200_000
+_PLAIN_BOX = re.compile(r"[^\s$]+")
 
 
 def _matching_braces(text: str) -> dict[int, int]:
@@ -46,6 +47,24 @@ def _matching_braces(text: str) -> dict[int, int]:
     return pairs
 
 
+_BRACE_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)
+
+
+def _closing_brace(text: str, open_at: int) -> int | None:
+    """The index of the ``}`` that closes the ``{`` at ``open_at`` (``\\{`` ignored), or
+    None. Jumps from brace to brace in C, so it costs the box, not the text before it."""
+    depth = 0
+    for token in _BRACE_TOKEN.finditer(text, open_at):
+        char = token.group()
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return token.start()
+    return None
+
+
 def boxed_contents(text: str) -> list[tuple[int, int, str]]:
     """Every balanced ``\\boxed{...}`` / ``\\fbox{...}`` (and brace-less ``\\boxed 5``).
 
@@ -57,6 +76,8 @@ def boxed_contents(text: str) -> list[tuple[int, int, str]]:
         >>> [c for _, _, c in boxed_contents(r"\\boxed{\\frac{1}{2}} or \\boxed 3.")]
         ['\\\\frac{1}{2}', '3']
     """
+    # Each box is matched on its own (a scan from its brace); once one is unbalanced, every
+    # later one would scan to the end, so the rest use one pass over the whole text.
     pairs: dict[int, int] | None = None
     found: list[tuple[int, int, str]] = []
     for match in _BOX_OPENER.finditer(text):
@@ -65,16 +86,19 @@ def boxed_contents(text: str) -> list[tuple[int, int, str]]:
             i += 1
         if i < len(text) and text[i] == "{":
             if pairs is None:
-                pairs = _matching_braces(text)
-            close = pairs.get(i)
+                close = _closing_brace(text, i)
+                if close is None:
+                    pairs = _matching_braces(text)
+            else:
+                close = pairs.get(i)
             if close is not None and text[i + 1 : close].strip():
                 found.append((match.start(), close + 1, text[i + 1 : close].strip()))
         elif i > match.end():
-            plain = re.match(r"[^\s$]+", text[i : i + 200])
+            plain = _PLAIN_BOX.match(text, i, i + 200)
             if plain:
                 value = plain.group(0).rstrip(".,;")
                 if value:
-                    found.append((match.start(), i + plain.end(), value))
+                    found.append((match.start(), plain.end(), value))
     return found
 
 
@@ -108,10 +132,12 @@ def final_answer_phrase(text: str) -> str | None:
     return line.strip().rstrip(".").strip() or None
 
 
+_TEXT_WRAPPER = re.compile(r"\\text\{([^{}]*)\}")
+
+
 def strip_latex_wrappers(answer: str) -> str:
     """Remove ``$``, ``**``, ``\\text{}``, ``\\(`` ``\\)`` and trailing punctuation."""
-    out = answer.strip()
-    out = re.sub(r"\\text\{([^{}]*)\}", r"\1", out)
+    out = _TEXT_WRAPPER.sub(r"\1", answer.strip())
     out = out.replace("\\(", "").replace("\\)", "").replace("\\[", "").replace("\\]", "")
     out = out.replace("$", "").replace("**", "")
     return out.strip().rstrip(".,;:").strip()

@@ -15,6 +15,9 @@ from evals.records import Grade, Sample
 __all__ = ["aime_extract", "grade_aime"]
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
+_LEAD = re.compile(r"^\\?\s*")
+_LEADING_INT = re.compile(r"^(-?\d+)(?=$|[\s,;:)]|\.(?!\d))")
+_WHOLE_NUMBER = re.compile(r"[a-zA-Z]\s*=\s*-?\d+|-?\d+\s*\^\s*\\circ")
 _MAX_TEXT = 200_000
 
 
@@ -42,15 +45,15 @@ def aime_extract(text: str) -> tuple[str | None, str]:
 
 def _as_int(answer: str) -> int | None:
     cleaned = answer.replace(",", "").replace("{", "").replace("}", "").strip()
-    cleaned = re.sub(r"^\\?\s*", "", cleaned)
+    cleaned = _LEAD.sub("", cleaned)
     if _INTEGER.match(cleaned):
         return int(cleaned)
-    leading = re.match(r"^(-?\d+)(?=$|[\s,;:)]|\.(?!\d))", cleaned)
+    leading = _LEADING_INT.match(cleaned)
     if leading:  # "7, since 7 > 3" or "7 (mod 1000)": the stated value comes first
         return int(leading.group(1))
     inner = last_integer(cleaned)
     # "x = 33" or "33^\circ": take the number only when it is the whole numeric content.
-    if inner is not None and re.fullmatch(r"[a-zA-Z]\s*=\s*-?\d+|-?\d+\s*\^\s*\\circ", cleaned):
+    if inner is not None and _WHOLE_NUMBER.fullmatch(cleaned):
         return int(inner)
     return None
 
