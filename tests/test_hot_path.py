@@ -222,3 +222,34 @@ async def _a_failed_transaction_fails_the_commit_future(tmp_path: Path) -> None:
     finally:
         with pytest.raises(sqlite3.OperationalError):  # closing says so too
             store.close()
+
+
+def test_a_store_of_the_earlier_schema_is_read_and_extended(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    old = request_key({**BODY, "seed": 1}, 0)
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, task TEXT NOT NULL, "
+                   "sample_id TEXT NOT NULL, repeat INTEGER NOT NULL, seed INTEGER NOT NULL, "
+                   "request BLOB NOT NULL, response BLOB NOT NULL, created REAL NOT NULL)")
+        db.execute("INSERT INTO responses VALUES (?, 't', 's', 0, 1, ?, ?, 0)",
+                   (old, orjson.dumps({**BODY, "seed": 1}),
+                    orjson.dumps(Response("7", None, "stop", Usage(1, 2)))))
+
+    async def extend() -> None:
+        store = Store(path, window=0)
+        try:
+            assert store.get(old) == Response("7", None, "stop", Usage(1, 2))
+            await _commit(store, 2)
+            await _commit(store, 1)  # the same key again: replaced, and read back
+            assert store.get(request_key({**BODY, "seed": 2}, 0)) is not None
+            assert store.get(old) == Response("42", None, "stop", Usage(1, 2))
+        finally:
+            store.close()
+
+    asyncio.run(extend())
+    reopened = Store(path)
+    try:
+        assert reopened.get(old) == Response("42", None, "stop", Usage(1, 2))
+        assert reopened.keys() == {old, request_key({**BODY, "seed": 2}, 0)}
+    finally:
+        reopened.close()
