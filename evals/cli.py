@@ -451,6 +451,11 @@ def main() -> None:
     with ``os._exit``: tearing down the interpreter's 500 modules (httpx, Arrow, sympy)
     would add 0.2 s to every command and does nothing a finished command needs.
     """
+    # Arrow imports numpy, whose OpenBLAS starts a thread per core that spins after start-up:
+    # 5% of a run's CPU, for matrix work this harness never does. One thread unless the
+    # user says otherwise (set before anything imports numpy).
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     code: int | str | None = 0
     try:
         app(prog_name="evals")

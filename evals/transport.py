@@ -37,6 +37,7 @@ import httpx
 __all__ = ["HttpTransport"]
 
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
+ANY, HEAD, WHOLE = 0, 1, 2  # what a waiter on a connection needs before it is woken
 _ENCODED_DROP = frozenset({b"content-encoding", b"content-length"})
 _LENGTH = frozenset({b"Content-Length", b"content-length", b"CONTENT-LENGTH"})
 
@@ -63,6 +64,9 @@ class _Conn(asyncio.Protocol):
         self.got_bytes = False
         self.error: httpx.TransportError | None = None
         self.waiter: asyncio.Future[None] | None = None
+        self.need = ANY
+        self.last_read = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._interim = False
 
     # -- one exchange -----------------------------------------------------------------
@@ -75,33 +79,47 @@ class _Conn(asyncio.Protocol):
         self.head_done = self.complete = self.got_bytes = self._interim = False
         self.keep_alive = False
         self.error = None
+        self.last_read = self.loop.time()
         assert self.transport is not None
         self.transport.write(data)
 
-    async def wait(self, timeout: float) -> None:
-        """Until the next read (or the end); raises what went wrong, or ReadTimeout."""
+    async def wait(self, timeout: float, need: int = ANY) -> None:
+        """Until ``need`` holds (``ANY`` new bytes, the ``HEAD`` of the answer, or all of it:
+        ``WHOLE``), or the exchange failed; raises what went wrong, or ReadTimeout after
+        ``timeout`` seconds without a byte. Waking only once ``need`` holds spares a long
+        answer read whole one trip through the waiting coroutines per network read."""
         if self.error is not None:
             raise self.error
         waiter = self.waiter = self.loop.create_future()
-        timer = self.loop.call_later(timeout, self._timed_out, waiter)
+        self.need = need
+        self._timer = self.loop.call_later(timeout, self._check_silence, waiter, timeout)
         try:
             await waiter
         finally:
-            timer.cancel()
+            self._timer.cancel()
             self.waiter = None
         if self.error is not None:
             raise self.error
 
-    def _timed_out(self, waiter: asyncio.Future[None]) -> None:
-        if waiter is self.waiter and not waiter.done():
-            self.error = httpx.ReadTimeout("timed out waiting for the answer",
-                                           request=self.request)
-            self.close()
-            waiter.set_result(None)
+    def _check_silence(self, waiter: asyncio.Future[None], timeout: float) -> None:
+        if waiter is not self.waiter or waiter.done():
+            return
+        silent = self.loop.time() - self.last_read
+        if silent < timeout:  # bytes came meanwhile (not enough to wake for): wait on
+            self._timer = self.loop.call_later(timeout - silent, self._check_silence,
+                                               waiter, timeout)
+            return
+        self.error = httpx.ReadTimeout("timed out waiting for the answer",
+                                       request=self.request)
+        self.close()
+        waiter.set_result(None)
 
     def _wake(self) -> None:
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
+        if waiter is None or waiter.done():
+            return
+        if (self.complete or self.error is not None or self.need == ANY
+                or (self.need == HEAD and self.head_done)):
             waiter.set_result(None)
 
     def close(self) -> None:
@@ -116,6 +134,7 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
+        self.last_read = self.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -273,6 +292,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             content = await request.aread()
         data = self._head(request, len(content)) + content
+        whole = not request.extensions.get("evals.stream", True)
+        need = WHOLE if whole else HEAD
         while True:
             conn = self._take(key)
             reused = conn is not None
@@ -280,8 +301,8 @@ class HttpTransport(httpx.AsyncBaseTransport):
                 conn = await self._connect(key, request, timeouts)
             conn.begin(request, data)
             try:
-                while not conn.head_done:
-                    await conn.wait(read_timeout)
+                while not (conn.complete if whole else conn.head_done):
+                    await conn.wait(read_timeout, need)
             except httpx.TransportError:
                 self._discard(conn)
                 if reused and not conn.got_bytes:
@@ -295,20 +316,15 @@ class HttpTransport(httpx.AsyncBaseTransport):
         headers = conn.headers
         if decode is not None:
             headers = [pair for pair in headers if pair[0].lower() not in _ENCODED_DROP]
-        if request.extensions.get("evals.stream", True):
-            stream: httpx.AsyncByteStream = _Body(self, conn, key, decode, read_timeout)
-        else:
-            # A whole-body answer, read here and handed over as a stream
-            # (``Response(content=...)`` would copy it through httpx's encoders again).
-            try:
-                while not conn.complete:
-                    await conn.wait(read_timeout)
-            except BaseException:
-                self._discard(conn)
-                raise
+        stream: httpx.AsyncByteStream
+        if whole:
+            # Read here and handed over as a stream (``Response(content=...)`` would copy
+            # it through httpx's encoders again).
             body = conn.take()
             self._release(key, conn)
             stream = httpx.ByteStream(decode(body) if decode else body)
+        else:
+            stream = _Body(self, conn, key, decode, read_timeout)
         return httpx.Response(conn.status, headers=headers, stream=stream, request=request,
                               extensions={"http_version": b"HTTP/1.1"})
 

@@ -356,3 +356,26 @@ def test_tls_with_a_verified_certificate(tmp_path: object) -> None:
         assert ok == [b'{"secure": true}'] * 2 and server.connections == 1
 
     run(main())
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_read_timeout_counts_silence_not_the_length_of_the_answer(stream: bool) -> None:
+    async def handler(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(6):  # 0.6 s in all, never 0.3 s of silence
+            writer.write(b"1\r\nx\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+        writer.write(b"0\r\n\r\n")
+        return True
+
+    async def main() -> None:
+        async with scripted(handler) as server:
+            transport = HttpTransport(read_timeout=0.3)
+            response = await transport.handle_async_request(post(server.url, stream=stream))
+            body = b"".join([c async for c in response.stream])  # type: ignore[union-attr]
+            await response.aclose()
+            await transport.aclose()
+        assert body == b"x" * 6
+
+    run(main())
