@@ -199,7 +199,7 @@ def _print_summary(console: Any, result: Any) -> None:
     console.print(f"Run folder: {result.out_dir}")
 
 
-@app.command()
+@app.command(short_help="Run tasks against a model; rerun the same command to resume.")
 @click.argument("tasks", nargs=-1, required=True)
 @click.option("--model", required=True, help="Model name sent to the endpoint.")
 @click.option("--provider", help="Provider preset (see `evals list`).")
@@ -268,7 +268,7 @@ def run(
     _print_summary(console, result)
 
 
-@app.command()
+@app.command(short_help="Grade responses produced elsewhere, with no model call.")
 @click.argument("task")
 @click.option("--responses", required=True, type=click.Path(path_type=Path),
               help="JSONL: id, repeat, response[, reasoning].")
@@ -303,7 +303,7 @@ def grade(
     _print_summary(console, result)
 
 
-@app.command(name="list")
+@app.command(name="list", short_help="List the tasks and the provider presets.")
 @tasks_dir_option
 def list_(tasks_dir: tuple[Path, ...]) -> None:
     """List the tasks and the provider presets."""
@@ -335,7 +335,7 @@ def list_(tasks_dir: tuple[Path, ...]) -> None:
     console.print(prov)
 
 
-@app.command()
+@app.command(short_help="Serve a simulated OpenAI-compatible model (not a model).")
 @click.option("--task", "task", multiple=True, required=True,
               help="Tasks to answer; repeatable.")
 @click.option("--port", type=int, default=8765, show_default=True,
@@ -413,7 +413,7 @@ def simulate(
         pass
 
 
-@app.command()
+@app.command(short_help="The whole pipeline offline, on the simulated model server.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results/demo"),
               show_default=True, help="Run folder.")
 @click.option("--accuracy", type=float, default=0.7, show_default=True,
