@@ -272,9 +272,11 @@ class ChatClient:
 
     def _post(self, payload: bytes, stream: bool) -> httpx.Request:
         """The chat request, as ``httpx.Request("POST", url, headers=..., content=payload)``
-        would build it (same headers, same order, body already read), at a third of the cost:
-        the headers come pre-built and the body is given as a stream, so httpx neither
-        merges default headers nor copies the body through its encoders."""
+        would build it (same headers, same order), at a third of the cost: the headers come
+        pre-built and the body is given as a ``ByteStream``, so httpx neither merges default
+        headers nor copies the body through its encoders. The body is left unread (a
+        transport reads the stream; ``MockTransport`` reads it before its handler runs):
+        ``Request.read`` checks the stream against ``typing.Iterable``, 3-6% of an attempt."""
         request = httpx.Request(
             "POST",
             self._url,
@@ -282,7 +284,6 @@ class ChatClient:
             stream=httpx.ByteStream(payload),
             extensions={"evals.stream": stream},
         )
-        request.read()  # sets ``request.content`` (no copy: the stream holds one bytes)
         return request
 
     async def _read_response(

@@ -287,10 +287,14 @@ class HttpTransport(httpx.AsyncBaseTransport):
         key = (scheme, url.raw_host, url.port or _DEFAULT_PORTS.get(scheme, 80))
         timeouts = request.extensions.get("timeout")
         read_timeout = (timeouts or {}).get("read") or self._read_timeout
-        try:
-            content = request.content
-        except httpx.RequestNotRead:
-            content = await request.aread()
+        sent = request.stream
+        if isinstance(sent, httpx.ByteStream):  # the client's: one bytes, no async read
+            content = b"".join(sent)
+        else:
+            try:
+                content = request.content
+            except httpx.RequestNotRead:
+                content = await request.aread()
         data = self._head(request, len(content)) + content
         whole = not request.extensions.get("evals.stream", True)
         need = WHOLE if whole else HEAD

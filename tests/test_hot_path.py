@@ -31,6 +31,7 @@ def test_prebuilt_post_is_the_request_httpx_would_build() -> None:
     client = ChatClient(ENDPOINT, transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     payload = orjson.dumps(BODY)
     fast = client._post(payload, stream=False)
+    fast.read()  # left unread for the transport
     plain = httpx.Request("POST", client._url, headers=client._headers, content=payload)
     assert (fast.method, fast.url, fast.headers.raw, fast.content) == (
         plain.method, plain.url, plain.headers.raw, plain.content)
