@@ -148,7 +148,8 @@ class ChatClient:
     Args:
         endpoint: where to send, with the key (which never leaves the Authorization header).
         transport: any ``httpx.AsyncBaseTransport``; default ``HttpTransport`` sized to
-            ``concurrency``. Unit tests pass ``httpx.MockTransport``.
+            ``concurrency`` (httpx's own when the environment names a proxy for the
+            endpoint). Unit tests pass ``httpx.MockTransport``.
         concurrency: the most requests in flight (the adaptive limit starts there).
         retry: the retry policy.
         timeout: seconds of silence allowed on a connection before it counts as a timeout.
@@ -166,9 +167,9 @@ class ChatClient:
         seed: int = 0,
     ) -> None:
         if transport is None:
-            from evals.transport import HttpTransport
+            from evals.transport import default_transport
 
-            transport = HttpTransport(max_idle=concurrency, read_timeout=timeout)
+            transport = default_transport(endpoint.base_url, concurrency, timeout)
         self.endpoint = endpoint
         self.transport = transport
         self.limiter = AdaptiveLimiter(concurrency)
@@ -184,6 +185,9 @@ class ChatClient:
         # request adds only its Content-Length (see ``_post``).
         self._post_headers = [(b"Host", self._url.netloc), *self._headers.raw]
         self._models: list[str] | None = None
+        # httpx's per-request timeouts: any transport honours them (httpx's own would
+        # otherwise wait for ever on a silent connection).
+        self._timeouts = {"connect": 30.0, "read": timeout, "write": timeout, "pool": None}
 
     async def aclose(self) -> None:
         await self.transport.aclose()
@@ -282,7 +286,7 @@ class ChatClient:
             self._url,
             headers=[*self._post_headers, (b"Content-Length", b"%d" % len(payload))],
             stream=httpx.ByteStream(payload),
-            extensions={"evals.stream": stream},
+            extensions={"evals.stream": stream, "timeout": self._timeouts},
         )
         return request
 
@@ -366,7 +370,8 @@ class ChatClient:
         if self._models is not None:
             return self._models
         request = httpx.Request(
-            "GET", httpx.URL(self.endpoint.base_url + "/models"), headers=self._headers
+            "GET", httpx.URL(self.endpoint.base_url + "/models"), headers=self._headers,
+            extensions={"timeout": self._timeouts},
         )
         response = await self.transport.handle_async_request(request)
         try:

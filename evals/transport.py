@@ -11,7 +11,8 @@ endpoint is the bottleneck, so this one does only what a chat-completions client
 
 * HTTP/1.1 with keep-alive, one pool of idle connections per origin (LIFO);
 * ``http`` and ``https`` (TLS through the event loop, certificates from ``certifi`` unless
-  ``SSL_CERT_FILE``/``SSL_CERT_DIR`` name others); no proxies, no cookies, no redirects;
+  ``SSL_CERT_FILE``/``SSL_CERT_DIR`` name others); no cookies, no redirects, no proxies
+  (``default_transport`` hands an endpoint behind a proxy to httpx's own transport);
 * bodies framed by Content-Length, chunked, or the end of the connection; gzip and
   deflate bodies are decoded here (the header is dropped so nobody decodes twice);
 * a request that fails on a reused connection before any byte of an answer arrived is
@@ -34,7 +35,7 @@ from typing import Any
 import httptools
 import httpx
 
-__all__ = ["HttpTransport"]
+__all__ = ["HttpTransport", "default_transport", "proxy_for"]
 
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 ANY, HEAD, WHOLE = 0, 1, 2  # what a waiter on a connection needs before it is woken
@@ -416,3 +417,31 @@ class HttpTransport(httpx.AsyncBaseTransport):
             conn.close()
         self._open.clear()
         self._idle.clear()
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, any case;
+    ``NO_PROXY`` respected) names for ``url``, or None."""
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return None  # the common case, without importing urllib.request
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(parts.scheme) or proxies.get("all") or None
+
+
+def default_transport(base_url: str, concurrency: int, read_timeout: float
+                      ) -> httpx.AsyncBaseTransport:
+    """``HttpTransport`` sized to ``concurrency``; httpx's own transport (slower with
+    hundreds in flight, but it speaks to proxies) when the environment names a proxy for
+    ``base_url``."""
+    proxy = proxy_for(base_url)
+    if proxy is None:
+        return HttpTransport(max_idle=concurrency, read_timeout=read_timeout)
+    return httpx.AsyncHTTPTransport(
+        proxy=proxy, limits=httpx.Limits(max_connections=concurrency,
+                                         max_keepalive_connections=concurrency))

@@ -35,7 +35,8 @@ def test_prebuilt_post_is_the_request_httpx_would_build() -> None:
     plain = httpx.Request("POST", client._url, headers=client._headers, content=payload)
     assert (fast.method, fast.url, fast.headers.raw, fast.content) == (
         plain.method, plain.url, plain.headers.raw, plain.content)
-    assert fast.extensions == {"evals.stream": False}
+    assert fast.extensions["evals.stream"] is False
+    assert fast.extensions["timeout"]["read"] == 600.0
 
 
 @contextlib.asynccontextmanager

@@ -379,3 +379,79 @@ def test_the_read_timeout_counts_silence_not_the_length_of_the_answer(stream: bo
         assert body == b"x" * 6
 
     run(main())
+
+
+def _clear_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+
+
+def test_proxy_for_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evals.transport import proxy_for
+
+    _clear_proxies(monkeypatch)
+    assert proxy_for("https://api.mistral.ai/v1") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,internal.example")
+    assert proxy_for("https://api.mistral.ai/v1") == "http://proxy.example:3128"
+    assert proxy_for("http://api.mistral.ai/v1") is None  # HTTPS_PROXY is for https only
+    assert proxy_for("https://gpu.internal.example/v1") is None
+    monkeypatch.setenv("all_proxy", "http://other.example:8080")
+    assert proxy_for("http://api.mistral.ai/v1") == "http://other.example:8080"
+
+
+def test_an_endpoint_behind_a_proxy_is_reached_through_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from evals.client import ChatClient
+    from evals.providers import Endpoint
+
+    proxied: list[bytes] = []
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A forward proxy for plain http: absolute-form in, origin-form out."""
+        request = await _read_request(reader)
+        assert request is not None
+        head, _, body = request.partition(b"\r\n\r\n")
+        first, *lines = head.split(b"\r\n")
+        method, target, _ = first.split(b" ")
+        proxied.append(target)
+        url = httpx.URL(target.decode())
+        up_reader, up_writer = await asyncio.open_connection(url.host, url.port)
+        kept = [line for line in lines
+                if not line.lower().startswith((b"connection:", b"proxy-"))]
+        up_writer.write(method + b" " + url.raw_path + b" HTTP/1.1\r\n"
+                        + b"".join(line + b"\r\n" for line in kept)
+                        + b"Connection: close\r\n\r\n" + body)
+        writer.write(await up_reader.read())
+        await writer.drain()
+        writer.close()
+        up_writer.close()
+
+    async def upstream(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(answer(b'{"choices": [{"message": {"content": "42"}, '
+                            b'"finish_reason": "stop"}]}', b"Connection: close"))
+        return False
+
+    async def main() -> None:
+        proxy = await asyncio.start_server(forward, "127.0.0.1", 0)
+        proxy_port = proxy.sockets[0].getsockname()[1]
+        try:
+            async with scripted(upstream) as server:
+                base = server.url.removesuffix("/chat/completions").replace(
+                    "localhost", "127.0.0.1")
+                monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
+                client = ChatClient(Endpoint(provider="vllm", base_url=base, key_env=None,
+                                             api_key=None))
+                assert isinstance(client.transport, httpx.AsyncHTTPTransport)
+                response = await client.complete({"model": "m", "messages": []})
+                await client.aclose()
+        finally:
+            proxy.close()
+        assert response.text == "42"
+        assert proxied == [base.encode() + b"/chat/completions"]
+
+    _clear_proxies(monkeypatch)
+    run(main())
