@@ -40,14 +40,15 @@ __all__ = ["HttpTransport", "default_transport", "proxy_for"]
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 ANY, HEAD, WHOLE = 0, 1, 2  # what a waiter on a connection needs before it is woken
 _ENCODED_DROP = frozenset({b"content-encoding", b"content-length"})
-_LENGTH = frozenset({b"Content-Length", b"content-length", b"CONTENT-LENGTH"})
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})  # we frame the body
 
 
 class _Conn(asyncio.Protocol):
     """One HTTP/1.1 connection, serving one request at a time.
 
     Parser callbacks fill ``status``/``headers``/``chunks``; ``data_received`` wakes the
-    one coroutine waiting on the connection once per read, not once per callback.
+    coroutine waiting on the connection once what it waits for has arrived. One timer per
+    exchange enforces the read timeout: it re-arms itself from the last read.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -55,65 +56,65 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.lost = False
-        self.request: httpx.Request | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.need = ANY
+        self._timer: asyncio.TimerHandle | None = None
+        self._reset(None)
+
+    def _reset(self, request: httpx.Request | None) -> None:
+        self.request = request
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
-        self.head_done = False
-        self.complete = False
-        self.keep_alive = False
-        self.got_bytes = False
+        self.head_done = self.complete = self.keep_alive = self.got_bytes = False
         self.error: httpx.TransportError | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.need = ANY
-        self.last_read = 0.0
-        self._timer: asyncio.TimerHandle | None = None
         self._interim = False
+        self.last_read = self.loop.time()
 
     # -- one exchange -----------------------------------------------------------------
 
-    def begin(self, request: httpx.Request, data: bytes) -> None:
-        self.request = request
-        self.status = 0
-        self.headers = []
-        self.chunks = []
-        self.head_done = self.complete = self.got_bytes = self._interim = False
-        self.keep_alive = False
-        self.error = None
-        self.last_read = self.loop.time()
+    def begin(self, request: httpx.Request, data: bytes, timeout: float) -> None:
+        self._reset(request)
+        self._timeout = timeout
+        self._timer = self.loop.call_later(timeout, self._check_silence)
         assert self.transport is not None
         self.transport.write(data)
 
-    async def wait(self, timeout: float, need: int = ANY) -> None:
-        """Until ``need`` holds (``ANY`` new bytes, the ``HEAD`` of the answer, or all of it:
-        ``WHOLE``), or the exchange failed; raises what went wrong, or ReadTimeout after
-        ``timeout`` seconds without a byte. Waking only once ``need`` holds spares a long
-        answer read whole one trip through the waiting coroutines per network read."""
-        if self.error is not None:
-            raise self.error
-        waiter = self.waiter = self.loop.create_future()
-        self.need = need
-        self._timer = self.loop.call_later(timeout, self._check_silence, waiter, timeout)
-        try:
-            await waiter
-        finally:
+    def finish(self) -> None:
+        """The exchange is over (its connection pooled or dropped): stop its timer."""
+        self.request = None
+        if self._timer is not None:
             self._timer.cancel()
-            self.waiter = None
+            self._timer = None
+
+    async def wait(self, need: int = ANY) -> None:
+        """Until ``need`` holds (``ANY`` new bytes, the ``HEAD`` of the answer, or all of it:
+        ``WHOLE``), or the exchange failed; raises what went wrong (ReadTimeout after the
+        exchange's timeout without a byte). Waking only once ``need`` holds spares a long
+        answer read whole one trip through the waiting coroutines per network read."""
+        if self.error is None:
+            self.waiter = self.loop.create_future()
+            self.need = need
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
         if self.error is not None:
             raise self.error
 
-    def _check_silence(self, waiter: asyncio.Future[None], timeout: float) -> None:
-        if waiter is not self.waiter or waiter.done():
+    def _check_silence(self) -> None:
+        if self.request is None or self.complete or self.error is not None:
+            self._timer = None
             return
         silent = self.loop.time() - self.last_read
-        if silent < timeout:  # bytes came meanwhile (not enough to wake for): wait on
-            self._timer = self.loop.call_later(timeout - silent, self._check_silence,
-                                               waiter, timeout)
+        if silent < self._timeout:  # bytes came meanwhile: wait on from the last one
+            self._timer = self.loop.call_later(self._timeout - silent, self._check_silence)
             return
+        self._timer = None
         self.error = httpx.ReadTimeout("timed out waiting for the answer",
                                        request=self.request)
         self.close()
-        waiter.set_result(None)
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self.waiter
@@ -231,9 +232,8 @@ class _Body(httpx.AsyncByteStream):
     """A streamed body: chunks as they arrive; the connection goes back when it ends."""
 
     def __init__(self, owner: HttpTransport, conn: _Conn, key: tuple[bytes, bytes, int],
-                 decode: Callable[[bytes], bytes] | None, timeout: float) -> None:
-        self._owner, self._conn, self._key = owner, conn, key
-        self._decode, self._timeout = decode, timeout
+                 decode: Callable[[bytes], bytes] | None) -> None:
+        self._owner, self._conn, self._key, self._decode = owner, conn, key, decode
         self._done = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -245,7 +245,7 @@ class _Body(httpx.AsyncByteStream):
                 continue
             if conn.complete:
                 break
-            await conn.wait(self._timeout)
+            await conn.wait()
         self._done = True
         self._owner._release(self._key, conn)
 
@@ -304,14 +304,17 @@ class HttpTransport(httpx.AsyncBaseTransport):
             reused = conn is not None
             if conn is None:
                 conn = await self._connect(key, request, timeouts)
-            conn.begin(request, data)
+            conn.begin(request, data, read_timeout)
             try:
                 while not (conn.complete if whole else conn.head_done):
-                    await conn.wait(read_timeout, need)
-            except httpx.TransportError:
+                    await conn.wait(need)
+            except httpx.RemoteProtocolError:
                 self._discard(conn)
                 if reused and not conn.got_bytes:
-                    continue  # a stale keep-alive connection: the server never saw it
+                    continue  # a stale keep-alive connection, closed: the server never saw it
+                raise
+            except httpx.TransportError:  # a timeout is not resent: the server may be busy
+                self._discard(conn)
                 raise
             except BaseException:  # cancelled: the answer would arrive on a reused line
                 self._discard(conn)
@@ -329,14 +332,14 @@ class HttpTransport(httpx.AsyncBaseTransport):
             self._release(key, conn)
             stream = httpx.ByteStream(decode(body) if decode else body)
         else:
-            stream = _Body(self, conn, key, decode, read_timeout)
+            stream = _Body(self, conn, key, decode)
         return httpx.Response(conn.status, headers=headers, stream=stream, request=request,
                               extensions={"http_version": b"HTTP/1.1"})
 
     def _head(self, request: httpx.Request, length: int) -> bytes:
         """The request line and headers; Content-Length is the only part that varies."""
         raw = request.headers.raw
-        fixed = [pair for pair in raw if pair[0] not in _LENGTH]
+        fixed = [pair for pair in raw if pair[0].lower() not in _FRAMING]
         cache_key = (request.method, request.url.raw_path, *fixed)
         prefix = self._heads.get(cache_key)
         if prefix is None:
@@ -364,7 +367,7 @@ class HttpTransport(httpx.AsyncBaseTransport):
         return None
 
     def _release(self, key: tuple[bytes, bytes, int], conn: _Conn) -> None:
-        conn.request = None
+        conn.finish()
         if conn.lost or not conn.keep_alive:
             self._discard(conn)
             return
@@ -375,7 +378,7 @@ class HttpTransport(httpx.AsyncBaseTransport):
             idle.append(conn)
 
     def _discard(self, conn: _Conn) -> None:
-        conn.request = None
+        conn.finish()
         conn.close()
         self._open.discard(conn)
 

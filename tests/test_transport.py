@@ -455,3 +455,48 @@ def test_an_endpoint_behind_a_proxy_is_reached_through_it(
 
     _clear_proxies(monkeypatch)
     run(main())
+
+
+def test_a_timeout_on_a_reused_connection_is_not_sent_again() -> None:
+    async def handler(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        if len(served) == 0:
+            writer.write(answer(b"{}"))
+        served.append(request)
+        return True  # the second request is read and never answered
+
+    served: list[bytes] = []
+
+    async def main() -> None:
+        async with scripted(handler) as server:
+            transport = HttpTransport(read_timeout=0.3)
+            await fetch(transport, server.url)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(httpx.ReadTimeout):
+                await fetch(transport, server.url)
+            assert loop.time() - started < 0.55  # one timeout, not two
+            await transport.aclose()
+        assert len(server.requests) == 2  # the server saw the slow request once
+
+    run(main())
+
+
+def test_the_transport_frames_the_body_whatever_headers_say() -> None:
+    async def handler(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(answer(b"{}"))
+        return True
+
+    async def main() -> None:
+        async with scripted(handler) as server:
+            transport = HttpTransport()
+            request = httpx.Request("POST", server.url, content=b'{"q": 1}',
+                                    headers={"Content-length": "99",
+                                             "Transfer-Encoding": "chunked"})
+            response = await transport.handle_async_request(request)
+            await response.aread()
+            await transport.aclose()
+        sent = server.requests[0].lower()
+        assert sent.count(b"content-length") == 1 and b"content-length: 8\r\n" in sent
+        assert b"transfer-encoding" not in sent
+
+    run(main())
