@@ -30,43 +30,28 @@ _MAX_TEXT = 200_000
 _PLAIN_BOX = re.compile(r"[^\s$]+")
 
 
-def _matching_braces(text: str) -> dict[int, int]:
-    """Map the index of every balanced ``{`` to its ``}`` in one pass (``\\{`` ignored)."""
+_BRACE_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)
+_MAX_BOXES = 64  # the last ones: an answer is at the end, and each box keeps a slice
+
+
+def _brace_pairs(text: str, start: int = 0) -> dict[int, int]:
+    """Map the index of every balanced ``{`` from ``start`` on to its ``}`` (``\\{``
+    ignored), in one pass that jumps from brace to brace in C: linear in the text however
+    the braces nest."""
     pairs: dict[int, int] = {}
     stack: list[int] = []
-    escaped = False
-    for i, ch in enumerate(text):
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == "{":
-            stack.append(i)
-        elif ch == "}" and stack:
-            pairs[stack.pop()] = i
+    for token in _BRACE_TOKEN.finditer(text, start):
+        char = token.group()
+        if char == "{":
+            stack.append(token.start())
+        elif char == "}" and stack:
+            pairs[stack.pop()] = token.start()
     return pairs
 
 
-_BRACE_TOKEN = re.compile(r"\\.|[{}]", re.DOTALL)
-
-
-def _closing_brace(text: str, open_at: int) -> int | None:
-    """The index of the ``}`` that closes the ``{`` at ``open_at`` (``\\{`` ignored), or
-    None. Jumps from brace to brace in C, so it costs the box, not the text before it."""
-    depth = 0
-    for token in _BRACE_TOKEN.finditer(text, open_at):
-        char = token.group()
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return token.start()
-    return None
-
-
 def boxed_contents(text: str) -> list[tuple[int, int, str]]:
-    """Every balanced ``\\boxed{...}`` / ``\\fbox{...}`` (and brace-less ``\\boxed 5``).
+    """Every balanced ``\\boxed{...}`` / ``\\fbox{...}`` (and brace-less ``\\boxed 5``),
+    of the last 64 openers.
 
     Returns:
         ``(start, end, content)`` per box, in order; ``start``/``end`` delimit the whole box
@@ -76,23 +61,19 @@ def boxed_contents(text: str) -> list[tuple[int, int, str]]:
         >>> [c for _, _, c in boxed_contents(r"\\boxed{\\frac{1}{2}} or \\boxed 3.")]
         ['\\\\frac{1}{2}', '3']
     """
-    # Each box is matched on its own (a scan from its brace); once one is unbalanced, every
-    # later one would scan to the end, so the rest use one pass over the whole text.
-    pairs: dict[int, int] | None = None
+    openers = list(_BOX_OPENER.finditer(text))[-_MAX_BOXES:]
+    if not openers:
+        return []
+    pairs = _brace_pairs(text, openers[0].start())
     found: list[tuple[int, int, str]] = []
-    for match in _BOX_OPENER.finditer(text):
+    for match in openers:
         i = match.end()
         while i < len(text) and text[i] == " " and i - match.end() < 3:
             i += 1
         if i < len(text) and text[i] == "{":
-            if pairs is None:
-                close = _closing_brace(text, i)
-                if close is None:
-                    pairs = _matching_braces(text)
-            else:
-                close = pairs.get(i)
-            if close is not None and text[i + 1 : close].strip():
-                found.append((match.start(), close + 1, text[i + 1 : close].strip()))
+            close = pairs.get(i)
+            if close is not None and (content := text[i + 1 : close].strip()):
+                found.append((match.start(), close + 1, content))
         elif i > match.end():
             plain = _PLAIN_BOX.match(text, i, i + 200)
             if plain:
