@@ -20,6 +20,7 @@ __all__ = [
     "Completion",
     "MalformedBody",
     "StreamAccumulator",
+    "assemble_answer",
     "body_error",
     "parse_completion",
     "split_think_tags",
@@ -145,9 +146,12 @@ def _finish(reason: Any) -> str | None:
     return reason if isinstance(reason, str) and reason else None
 
 
-def _assemble(
-    content: str, field_reasoning: str, chunk_reasoning: str
+def assemble_answer(
+    content: str, field_reasoning: str, chunk_reasoning: str = ""
 ) -> tuple[str, str | None, bool]:
+    """The answer text, the reasoning and whether a think tag was left open, from a
+    message's content and the reasoning its fields (or thinking chunks) carried; shared by
+    live runs and ``evals grade``."""
     reasoning_parts = [r for r in (chunk_reasoning, field_reasoning) if r]
     # Tags are always cut out of the answer; their text counts as reasoning only when no
     # field carried it (llama.cpp's deepseek-legacy sends the same thoughts both ways).
@@ -179,7 +183,7 @@ def parse_completion(body: Any) -> Completion:
     if finish == "error":
         raise MalformedBody("finish_reason is 'error'")
     answer, chunk_reasoning = _text_of_content(message.get("content"))
-    text, reasoning, unclosed = _assemble(answer, _field_reasoning(message) or "", chunk_reasoning)
+    text, reasoning, unclosed = assemble_answer(answer, _field_reasoning(message) or "", chunk_reasoning)
     model = body.get("model")
     return Completion(
         text=text,
@@ -281,7 +285,7 @@ class StreamAccumulator:
             self.feed(b"\n")
         if self.finish_reason is None:
             raise MalformedBody("stream ended without a finish_reason")
-        text, reasoning, unclosed = _assemble(
+        text, reasoning, unclosed = assemble_answer(
             "".join(self._content),
             "".join(self._field_reasoning),
             "".join(self._chunk_reasoning),

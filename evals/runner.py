@@ -564,7 +564,7 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
         DataError: a line is not JSON, lacks ``id``/``response``, names an unknown id, or
             repeats an (id, repeat) pair; every bad line is listed.
     """
-    from evals.parsing import split_think_tags
+    from evals.parsing import assemble_answer
 
     registry = Registry(tasks_dirs=cfg.tasks_dirs)
     task = _with_options([registry.get(cfg.task)], cfg.options)[0]
@@ -596,10 +596,9 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
                 problems.append(f"line {number}: ({sample_id!r}, repeat {repeat}) repeats")
                 continue
             seen.add((sample_id, repeat))
-            reasoning = item.get("reasoning")
-            answer, inline, unclosed = split_think_tags(text)
-            if inline is not None:
-                reasoning = "\n".join(r for r in (reasoning, inline) if r)
+            given = item.get("reasoning")
+            answer, reasoning, unclosed = assemble_answer(
+                text, given if isinstance(given, str) else "")
             finish = item.get("finish_reason")
             sample = by_id[sample_id]
             if task.prepare is not None:

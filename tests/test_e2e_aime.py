@@ -246,3 +246,20 @@ def test_server_that_dies_mid_run_stops_the_run_and_keeps_what_was_answered(
         committed = db.execute("SELECT count(*) FROM responses").fetchone()[0]
     assert 0 < committed < 240
     assert orjson.loads((out / "manifest.json").read_bytes())["status"] == "failed"
+
+
+def test_grade_separates_think_tags_as_a_live_run_does(aime2025_path, tmp_path):
+    from evals.parsing import parse_completion
+
+    first_id = orjson.loads(aime2025_path.read_text().splitlines()[0])["id"]
+    content = "<think>try 5, then 7</think>\n So \\boxed{7} "
+    responses = tmp_path / "responses.jsonl"
+    responses.write_bytes(orjson.dumps({"id": str(first_id), "response": content,
+                                        "reasoning": "from the field"}) + b"\n")
+    graded = run_sync(grade_responses(GradeConfig(task="aime2025", responses=responses,
+                                                  data=aime2025_path, out=tmp_path / "g")))
+    row = pd.read_parquet(graded.out_dir / "samples.parquet").iloc[0]
+    live = parse_completion({"choices": [{"message": {
+        "content": content, "reasoning_content": "from the field"}}]})
+    assert (row.response, row.reasoning) == (live.text, live.reasoning)
+    assert row.reasoning == "from the field"  # the tag text is not appended a second time
