@@ -16,7 +16,10 @@ __all__ = ["aime_extract", "grade_aime"]
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _LEAD = re.compile(r"^\\?\s*")
-_LEADING_INT = re.compile(r"^(-?\d+)(?=$|[\s,;:)]|\.(?!\d))")
+# A leading integer stands for the answer only when prose or "(mod N)" follows it: not
+# another number ("1, 2" hedges), an operator ("12 + 7 = 19") or LaTeX ("2 \sqrt{3}").
+_LEADING_INT = re.compile(
+    r"^(-?\d+)(?=[.)]?$|\s*\(?\s*(?:\\[bp]?mod|mod)(?![A-Za-z])|[,;:.]?\s+[A-Za-z])")
 _WHOLE_NUMBER = re.compile(r"[a-zA-Z]\s*=\s*-?\d+|-?\d+\s*\^\s*\\circ")
 _MAX_TEXT = 200_000
 
