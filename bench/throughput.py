@@ -14,14 +14,14 @@ and the same figures for a bare aiohttp loop measured in the same run (the basel
 
 On a machine with two cores or more the simulator is pinned to the last core and the
 client under test (the harness, or the bare loop) to the others (``--no-pin`` to let the
-scheduler place them). In real use the endpoint is another machine; sharing cores with
-the simulator makes both processes evict each other's caches and inflates every client's
-CPU by a quarter to a third here (measured: 0.36-0.38 ms per attempt pinned against
-0.46-0.58 unpinned for the harness, 0.47-0.50 against 0.62-0.70 for the bare loop).
+scheduler place them). In real use the endpoint is another machine; sharing the cores with
+the simulator makes the processes evict each other's caches and raises every client's CPU
+(compare the two placements: the README lists both).
+
 Figures are medians of --repeats runs; the last lines compare them with the targets of
 issue 2. Usage:
 
-    python bench/throughput.py [--repeats 3] [--attempts-n 80] [--data ../shared/data/...]
+    python bench/throughput.py [--repeats 3] [--n 80] [--limit 25] [--no-pin] [--data PATH]
 """
 
 from __future__ import annotations
@@ -105,9 +105,10 @@ def start_simulator(data: Path, latency_ms: float, log: Path, cores: set[int] | 
 
 
 def run_harness(url: str, data: Path, conc: int, n: int, limit: int, log: Path,
-                latency_s: float, cores: set[int] | None = None) -> dict[str, float]:
+                latency_s: float, cores: set[int] | None = None,
+                before: int = 0) -> dict[str, float]:
+    """One ``evals run``; ``before``: lines the request log already has."""
     out = Path(tempfile.mkdtemp(prefix="bench-run-"))
-    before = len(_log_lines(log))
     cmd = [sys.executable, "-m", "evals.cli", "run", "aime2025", "--model", "sim",
            "--base-url", url, "--data", str(data), "--n", str(n), "--limit", str(limit),
            "--concurrency", str(conc), "--out", str(out / "run")]
@@ -181,13 +182,12 @@ def main() -> None:
     args = parser.parse_args()
     sim_cores, client_cores = core_sets(not args.no_pin)
 
-    prompts_src = [json.loads(l)["problem"] for l in args.data.read_text().splitlines()]
     from evals.data import load_task_data
     from evals.registry import Registry
 
     task = Registry().get("aime2025")
     samples = load_task_data(task, args.data, args.limit).samples
-    prompts = [s.messages[-1][1] for s in samples] or prompts_src
+    prompts = [s.messages[-1][1] for s in samples]
     total = args.n * len(samples)
 
     placement = (f"simulator on core(s) {sorted(sim_cores)}, clients on {sorted(client_cores)}"
@@ -207,11 +207,12 @@ def main() -> None:
                 for conc in (int(x) for x in args.concurrency.split(",")):
                     harness, bare, sim_cpu = [], [], []
                     for _ in range(args.repeats):
-                        c0, r0 = _proc_cpu(sim.pid), len(_log_lines(log))
+                        c0, logged = _proc_cpu(sim.pid), len(_log_lines(log))
                         harness.append(run_harness(url, args.data, conc, args.n, args.limit,
-                                                   log, latency_ms / 1000, client_cores))
+                                                   log, latency_ms / 1000, client_cores,
+                                                   before=logged))
                         sim_cpu.append(1000 * (_proc_cpu(sim.pid) - c0)
-                                       / max(1, len(_log_lines(log)) - r0))
+                                       / max(1, harness[-1]["requests"]))
                         bare.append(run_bare(url, conc, total, prompts, latency_ms / 1000,
                                              client_cores))
                     for who, runs in (("evals", harness), ("aiohttp", bare)):
