@@ -630,9 +630,11 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
     writer = AttemptWriter(out_dir / "attempts.partial.jsonl")
 
     async def grade_one(attempt: Attempt, response: Response) -> None:
-        async with slots:
+        try:
             outcome, grade = await _grade(task, response, attempt.sample)
             writer.write(_row(attempt, model, outcome, grade, response, False, None))
+        finally:
+            slots.release()
 
     slots = asyncio.Semaphore(max(8, 4 * cfg.grading.workers()))
     try:
@@ -640,7 +642,8 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
             if task.needs_sandbox:
                 grading.executor()
             async with asyncio.TaskGroup() as group:
-                for attempt, response in records:
+                for attempt, response in records:  # a task per free slot, not per line
+                    await slots.acquire()
                     group.create_task(grade_one(attempt, response))
     finally:
         writer.close()

@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
+# OR REPLACE: a store of the earlier schema has a unique key; on the current one it is an
+# insert, and the latest row of a key wins when the store is read.
 _INSERT = (
     "INSERT OR REPLACE INTO responses (key, task, sample_id, repeat, seed, request, response, "
     "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -166,8 +168,7 @@ class Store:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if future is None:  # already flushed (by close, before its scheduled turn)
-            return
+        assert future is not None  # set with the first queued row; the timer dies with it
         try:
             self._db.execute("BEGIN")
             self._db.executemany(_INSERT, rows)
