@@ -234,7 +234,7 @@ def _samples(task: Task, rows: list[dict[str, Any]], source: str) -> Iterator[Sa
     for index, row in enumerate(rows):
         try:
             sample = task.to_sample(row, index)
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, DataError) as exc:  # one bad row, listed
             problems.append(f"row {index + 1}: {type(exc).__name__}: {exc}")
             continue
         if sample.id in seen:

@@ -235,7 +235,7 @@ def _lcb_sample(bank: ProblemBank) -> Callable[[Mapping[str, Any], int], Sample]
                   "private)")
         bank.add(target, _Entry(kind, public=public, private=private, fn_name=fn_name))
         contest_date = str(row["contest_date"])
-        _date(contest_date, "contest_date")  # malformed dates fail at load, not in keep
+        datetime.fromisoformat(contest_date.strip())  # a malformed date fails at load
         return Sample(
             id=qid,
             messages=(("system", LCB_SYSTEM_MESSAGE),

@@ -19,7 +19,7 @@ import pytest
 from conftest import SHARED_DATA
 
 from evals.data import load_task_data
-from evals.errors import ConfigError
+from evals.errors import ConfigError, DataError
 from evals.grading.code import (
     CodeProblem,
     calibration_factor,
@@ -430,3 +430,16 @@ def test_release_and_date_options_filter_the_sample():
         base.with_options({"since": "August"})
     with pytest.raises(ConfigError, match="is empty"):
         base.with_options({"since": "2025-01-01", "until": "2024-01-01"})
+
+
+def test_bad_rows_are_listed_with_their_field_not_as_an_option(tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in LCB_SAMPLE.read_text().splitlines()[:3]]
+    rows[0]["contest_date"] = "August 2024"
+    rows[1]["private_test_cases"] = "not base64 at all!"
+    bad = tmp_path / "lcb.jsonl"
+    bad.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(DataError, match="2 malformed row") as info:
+        load_task_data(Registry().get("livecodebench"), bad)
+    message = str(info.value)
+    assert "row 1:" in message and "August 2024" in message and "row 2:" in message
+    assert "--contest_date" not in message
