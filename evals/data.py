@@ -117,7 +117,11 @@ def _hub_unreachable() -> str | None:
         return None  # offline mode: datasets reads its own cache, let it try
     from urllib.parse import urlsplit
 
+    from evals.transport import proxy_for
+
     endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    if proxy_for(endpoint) is not None:
+        return None  # only the proxy can tell; datasets goes through it
     parts = urlsplit(endpoint)
     host = parts.hostname or "huggingface.co"
     port = parts.port or (443 if parts.scheme == "https" else 80)

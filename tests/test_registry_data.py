@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -118,6 +119,18 @@ def test_offline_without_data_names_the_dataset_and_the_flag(monkeypatch):
     message = str(info.value)
     assert "HuggingFaceH4/aime_2024" in message
     assert "--data aime2024=PATH" in message
+
+
+def test_the_hub_check_leaves_a_proxied_hub_to_datasets(monkeypatch):
+    from evals.data import _hub_unreachable
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    assert "cannot reach 127.0.0.1:9" in (_hub_unreachable() or "")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    assert _hub_unreachable() is None  # only the proxy can say; a direct probe would lie
 
 
 def test_missing_and_unsupported_files_are_clear(tmp_path):
