@@ -47,7 +47,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from evals.errors import ConfigError
 from evals.grading.code import CodeProblem, extract_code, grade_program, humaneval_program
@@ -57,13 +57,12 @@ from evals.registry import DatasetSpec, Grader, Task, task
 
 __all__ = [
     "HUMANEVAL_INSTRUCTION",
-    "LCB_RELEASES",
     "LCB_SYSTEM_MESSAGE",
     "ProblemBank",
+    "drop_returns",
     "humaneval",
     "lcb_prompt",
     "livecodebench",
-    "mutate_solution",
     "release_files",
 ]
 
@@ -94,9 +93,6 @@ _FIRST_DAY = "2023-05-01"
 #: First day after each release's window (LiveCodeBench README, "Dataset Versions").
 _RELEASE_ENDS = ("2024-04-01", "2024-06-01", "2024-08-01", "2024-10-01", "2025-02-01",
                  "2025-05-01")
-LCB_RELEASES = (*(f"release_v{i}" for i in range(1, 7)), "release_latest",
-                *(f"v{i}" for i in range(1, 7)),
-                *(f"v{a}_v{b}" for a in range(1, 7) for b in range(a + 1, 7)))
 DEFAULT_RELEASE = "release_v5"
 LCB_TIME_LIMIT_S = 6.0  # lcb_runner's --timeout default, per test
 HUMANEVAL_TIME_LIMIT_S = 3.0  # human-eval's timeout per completion
@@ -438,10 +434,9 @@ def _humaneval_writer(bank: ProblemBank) -> Callable[[Sample, bool, random.Rando
             return "I do not know this function.", "```python\npass\n```"
         code = entry.prompt + entry.solution
         if not correct:
-            # Always wrong, so simulated scores track the configured accuracy (a single
-            # slip survives HumanEval's tests 9% of the time).
-            mutated = None if rng.random() < 0.4 else mutate_solution(
-                entry.prompt, entry.solution, entry.entry_point, rng, kind="no_return")
+            # Always wrong, so simulated scores track the configured accuracy.
+            mutated = None if rng.random() < 0.4 else drop_returns(
+                entry.prompt, entry.solution, entry.entry_point)
             code = mutated or _crashing(entry.prompt, entry.solution)
         return _respond(code, rng, correct)
 
@@ -450,51 +445,6 @@ def _humaneval_writer(bank: ProblemBank) -> Callable[[Sample, bool, random.Rando
 
 def _crashing(prompt: str, solution: str) -> str:
     return prompt + "    _validate_arguments()\n" + solution
-
-
-class _Mutator(ast.NodeTransformer):
-    """Applies the ``pick``-th applicable slip (``pick=None``: only counts them)."""
-
-    _SWAPS: ClassVar[dict[type, type]] = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE,
-                                          ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
-                                          ast.NotEq: ast.Eq, ast.Add: ast.Sub,
-                                          ast.Sub: ast.Add, ast.And: ast.Or, ast.Or: ast.And}
-
-    def __init__(self, pick: int | None) -> None:
-        self.pick = pick
-        self.seen = 0
-
-    def _hit(self) -> bool:
-        hit = self.pick == self.seen
-        self.seen += 1
-        return hit
-
-    def visit_Compare(self, node: ast.Compare) -> ast.AST:
-        self.generic_visit(node)
-        swap = self._SWAPS.get(type(node.ops[0]))
-        if swap is not None and self._hit():
-            node.ops[0] = swap()
-        return node
-
-    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
-        self.generic_visit(node)
-        swap = self._SWAPS.get(type(node.op))
-        if swap is not None and self._hit():
-            node.op = swap()
-        return node
-
-    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
-        self.generic_visit(node)
-        swap = self._SWAPS.get(type(node.op))
-        if swap is not None and self._hit():
-            node.op = swap()
-        return node
-
-    def visit_Constant(self, node: ast.Constant) -> ast.AST:
-        value = node.value
-        if isinstance(value, int) and not isinstance(value, bool) and self._hit():
-            return ast.copy_location(ast.Constant(value + 1), node)
-        return node
 
 
 class _DropReturns(ast.NodeTransformer):
@@ -511,24 +461,15 @@ class _DropReturns(ast.NodeTransformer):
         return node
 
 
-def mutate_solution(prompt: str, solution: str, entry_point: str, rng: random.Random,
-                    kind: str = "slip") -> str | None:
-    """The whole function (prompt + solution) with a bug, in the body of ``entry_point``.
-
-    Args:
-        prompt, solution: HumanEval's ``prompt`` and ``canonical_solution``.
-        entry_point: the function to mutate.
-        rng: picks the slip.
-        kind: ``"slip"``: one plausible slip (a flipped comparison, ``+``/``-`` or
-            ``and``/``or``, an off-by-one constant); usually but not always wrong, since
-            the problem's tests may not notice (measured: 149 of 164 canonical solutions'
-            slips fail their tests). ``"no_return"``: every ``return value`` of the
-            function loses its value (a forgotten return), which always fails HumanEval's
-            checks and never loops.
+def drop_returns(prompt: str, solution: str, entry_point: str) -> str | None:
+    """The whole function (prompt + solution) with a forgotten return: every ``return
+    value`` in the body of ``entry_point`` loses its value. That always fails HumanEval's
+    checks and never loops (a single flipped operator survives the tests of 15 of the 164
+    problems, so the simulator's wrong answers would not stay wrong).
 
     Returns:
-        The mutated source, or ``None`` when the function does not parse or offers
-        nothing to mutate.
+        The mutated source, or ``None`` when the function does not parse or returns no
+        value to drop.
     """
     source = prompt + solution
     try:
@@ -542,20 +483,10 @@ def mutate_solution(prompt: str, solution: str, entry_point: str, rng: random.Ra
     has_doc = (bool(target.body) and isinstance(target.body[0], ast.Expr)
                and isinstance(target.body[0].value, ast.Constant))
     body = target.body[1:] if has_doc else target.body
-    if kind == "no_return":
-        dropper = _DropReturns()
-        if not any(isinstance(n, ast.Return) and n.value is not None
-                   for stmt in body for n in ast.walk(stmt)):
-            return None
-        for stmt in body:
-            dropper.visit(stmt)
-        return ast.unparse(tree)
-    counter = _Mutator(None)
-    for stmt in body:
-        counter.visit(stmt)
-    if counter.seen == 0:
+    if not any(isinstance(n, ast.Return) and n.value is not None
+               for stmt in body for n in ast.walk(stmt)):
         return None
-    mutator = _Mutator(rng.randrange(counter.seen))
+    dropper = _DropReturns()
     for stmt in body:
-        mutator.visit(stmt)
+        dropper.visit(stmt)
     return ast.unparse(tree)

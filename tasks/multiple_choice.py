@@ -342,9 +342,7 @@ def _build(spec: _Spec) -> Task:
     def to_sample(row: Row, index: int) -> Sample:
         return _base_sample(spec.to_question(row, index), spec.prompt)
 
-    def configure(options: Mapping[str, str]) -> Task:
-        if "shuffle" not in options:
-            return _build(spec)
+    def configure(options: Mapping[str, str]) -> Task:  # "shuffle", its only option
         wanted = _parse_bool(spec.name, "shuffle", options["shuffle"])
         return _build(dataclasses.replace(spec, shuffle=wanted))
 

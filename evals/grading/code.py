@@ -119,7 +119,6 @@ LCB_PREAMBLE = (
     "import operator\nimport io\nimport sys\nimport json\nsys.setrecursionlimit(50000)\n"
 )
 
-_SHOWN = 200  # characters of expected / got kept in a grade
 _STDERR_TAIL = 4000
 
 @functools.cache

@@ -39,7 +39,6 @@ __all__ = [
     "TestCase",
     "decode_private_tests",
     "parse_public_tests",
-    "parse_tests",
 ]
 
 #: The most bytes a private-test field may decompress to (the largest real problems of
@@ -163,11 +162,6 @@ def parse_public_tests(field: str, *, where: str = "public_test_cases") -> list[
     except json.JSONDecodeError as exc:
         raise DataError(f"{where}: not JSON ({exc}).") from exc
     return _as_tests(value, where)
-
-
-def parse_tests(rows: Any, where: str = "tests") -> list[TestCase]:
-    """Validate already-decoded tests (a list of dicts) into ``TestCase`` records."""
-    return _as_tests(rows, where)
 
 
 def _as_tests(value: Any, where: str) -> list[TestCase]:
