@@ -193,6 +193,26 @@ def test_a_cancelled_async_call_frees_its_worker(pool: GradingPool) -> None:
     _assert_still_usable(pool)
 
 
+def test_a_worker_handed_over_as_its_waiter_is_cancelled_is_not_lost() -> None:
+    single = GradingPool(1, timeout_s=LIMIT, preimport=())
+
+    async def main() -> None:
+        held = await single._acquire_async()  # the only worker
+        waiting = asyncio.create_task(single._acquire_async())
+        await asyncio.sleep(0)  # it waits for a worker
+        single._release(held)  # handed to the waiter on the loop's next turn...
+        await asyncio.sleep(0)
+        waiting.cancel()  # ...and cancelled before it could take it
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert await asyncio.wait_for(single.call(square, 3), LIMIT + 5) == 9
+
+    try:
+        asyncio.run(main())
+    finally:
+        single.close()
+
+
 def test_map_sync_keeps_order_and_failures_in_place(pool: GradingPool) -> None:
     results = pool.map_sync(square, [(1,), (2,), (3,), (4,)])
     assert results == [1, 4, 9, 16]

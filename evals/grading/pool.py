@@ -322,14 +322,15 @@ class GradingPool:
         fd = worker.conn.fileno()
         loop.add_reader(fd, on_readable)  # Linux/Unix loops (asyncio, uvloop) all have it
         try:
-            await asyncio.wait_for(ready, self.timeout_s)
+            try:
+                await asyncio.wait_for(ready, self.timeout_s)
+            finally:
+                loop.remove_reader(fd)  # before the worker (and its fd) may be closed
         except TimeoutError:
             raise self._timeout(worker, started) from None
         except BaseException:  # cancelled: the call is abandoned, so is its worker
             self._discard(worker)
             raise
-        finally:
-            loop.remove_reader(fd)
         return cast(T, self._receive(worker))
 
     def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
@@ -442,7 +443,13 @@ class GradingPool:
                 waiter = _AsyncWaiter(asyncio.get_running_loop())
                 self._waiters.append(waiter)
         if not got:
-            item = await waiter.future
+            try:
+                item = await waiter.future
+            except asyncio.CancelledError:
+                future = waiter.future  # handed over just as the cancellation landed:
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    self._release(future.result())  # pass it on, or the slot is lost
+                raise
         if item is not None:
             return item
         starting = asyncio.get_running_loop().run_in_executor(None, self._start_worker)
