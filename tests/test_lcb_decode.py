@@ -131,3 +131,11 @@ def test_a_zlib_bomb_is_refused_before_it_expands():
 def test_malformed_fields_are_data_errors(field, message):
     with pytest.raises(DataError, match=message):
         decode_private_tests(field)
+
+
+def test_a_functional_output_that_is_not_json_is_a_data_error():
+    good = json.dumps([{"input": "[1, 2]", "output": "3", "testtype": "functional"}])
+    assert parse_public_tests(good)[0].output == "3"
+    bad = json.dumps([{"input": "[1, 2]", "output": "three", "testtype": "functional"}])
+    with pytest.raises(DataError, match="test 1's output is not a JSON value"):
+        parse_public_tests(bad)

@@ -178,5 +178,11 @@ def _as_tests(value: Any, where: str) -> list[TestCase]:
         if kind not in ("stdin", "functional"):
             raise DataError(f"{where}: test {number} has testtype {kind!r}; expected "
                             "'stdin' or 'functional'.")
+        if kind == "functional":  # the runner compares it as a JSON value
+            try:
+                json.loads(expected)
+            except ValueError:
+                raise DataError(f"{where}: test {number}'s output is not a JSON value "
+                                f"({expected[:60]!r}).") from None
         tests.append(TestCase(given, expected, kind))
     return tests
