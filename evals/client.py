@@ -169,7 +169,7 @@ class ChatClient:
         if transport is None:
             from evals.transport import default_transport
 
-            transport = default_transport(endpoint.base_url, concurrency, timeout)
+            transport = default_transport(endpoint.base_url, concurrency)
         self.endpoint = endpoint
         self.transport = transport
         self.limiter = AdaptiveLimiter(concurrency)

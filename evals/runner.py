@@ -143,7 +143,7 @@ class GradeConfig:
 class RunResult:
     """A finished run: its folder, its summary rows and manifest.
 
-    ``summary`` is the same table as a pandas DataFrame (built on first access).
+    ``summary`` is the same table as a pandas DataFrame (built anew on each access).
     """
 
     out_dir: Path

@@ -437,14 +437,13 @@ def proxy_for(url: str) -> str | None:
     return proxies.get(parts.scheme) or proxies.get("all") or None
 
 
-def default_transport(base_url: str, concurrency: int, read_timeout: float
-                      ) -> httpx.AsyncBaseTransport:
+def default_transport(base_url: str, concurrency: int) -> httpx.AsyncBaseTransport:
     """``HttpTransport`` sized to ``concurrency``; httpx's own transport (slower with
     hundreds in flight, but it speaks to proxies) when the environment names a proxy for
-    ``base_url``."""
+    ``base_url``. Timeouts come with each request (httpx's ``timeout`` extension)."""
     proxy = proxy_for(base_url)
     if proxy is None:
-        return HttpTransport(max_idle=concurrency, read_timeout=read_timeout)
+        return HttpTransport(max_idle=concurrency)
     return httpx.AsyncHTTPTransport(
         proxy=proxy, limits=httpx.Limits(max_connections=concurrency,
                                          max_keepalive_connections=concurrency))
