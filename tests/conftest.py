@@ -13,7 +13,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-AIME2024 = SHARED_DATA / "aime2024" / "aime2024.jsonl"
 AIME2025 = SHARED_DATA / "aime2025" / "aime2025.jsonl"
 
 

@@ -1,8 +1,8 @@
 """Unit tests of evals.client.ChatClient through ``httpx.MockTransport`` handlers.
 
 Bodies come from ``shared/reference/openai-compatible-formats.md`` (cited as "§N.M"). Each
-handler serves its body as a stream of small pieces (``_Pieces``), the way the real aiohttp
-transport delivers it.
+handler serves its body as a stream of small pieces (``_Pieces``), the way a real transport
+delivers a streamed answer.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from test_parsing import (
     OPENROUTER_STREAM,
     VLLM_BODY,
     VLLM_STREAM,
+    _cut_before_finish,
+    _openrouter_error_midstream,
 )
 
 from evals.client import AdaptiveLimiter, ChatClient, RetryPolicy, _retry_after
@@ -230,18 +232,11 @@ def test_streaming_request(transcript: str, text: str, reasoning: str, usage: Us
     assert orjson.loads(script.chat[0].content)["stream"] is True
 
 
-def _cut_before_finish(transcript: str) -> str:
-    events = transcript.split("\n\n")
-    index = next(i for i, e in enumerate(events) if '"finish_reason":"stop"' in e)
-    return "\n\n".join(events[:index]) + "\n\n"
-
-
 @pytest.mark.parametrize(
     "first",
     [
         pytest.param(
-            lambda: sse("\n\n".join([*OPENROUTER_STREAM.split("\n\n")[:3],
-                                     "data: " + OPENROUTER_ERROR_EVENT]) + "\n\n"),
+            lambda: sse(_openrouter_error_midstream()),
             id="§7.5 OpenRouter mid-stream error event"),
         pytest.param(lambda: sse(_cut_before_finish(MISTRAL_STREAM)),
                      id="§7.4 stream ends without finish_reason"),

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from helpers import read_log, run_sync
 
+import evals
 from evals.errors import AuthError, UnknownModelError
 from evals.runner import GradeConfig, RunConfig, grade_responses, run
 
@@ -29,7 +30,7 @@ def _config(base_url: str, data: Path, out: Path, **kw: object) -> RunConfig:
 
 
 def _table(out: Path) -> pd.DataFrame:
-    return pd.read_parquet(out / "samples.parquet")
+    return evals.read_attempts(out)  # the public reader, exercised
 
 
 def test_interval_contains_simulated_accuracy(simulator, aime2025_path, tmp_path):

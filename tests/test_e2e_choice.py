@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from helpers import read_log, run_sync
 
+import evals
 from evals.errors import DataError
 from evals.runner import GradeConfig, RunConfig, grade_responses, run
 
@@ -40,7 +41,7 @@ def _config(base_url: str, task: str, data: Path, out: Path, **kw: Any) -> RunCo
 
 
 def _table(out: Path) -> pd.DataFrame:
-    return pd.read_parquet(out / "samples.parquet")
+    return evals.read_attempts(out)  # the public reader, exercised
 
 
 def _check_score(row: Any, accuracy: float, attempts: int) -> None:
