@@ -356,11 +356,12 @@ async def run(
 
     Args:
         cfg: the run.
-        transport: an httpx transport for the client (tests); default aiohttp-backed.
+        transport: an httpx transport for the client (tests); default ``HttpTransport``.
         on_progress: called after every attempt (the CLI's progress bar).
 
     Raises:
-        ConfigError, DataError: before any request is sent.
+        ConfigError, DataError: before any request is sent; also DataError, mid-run, when
+            a task cannot prepare a problem's prompt (answers so far stay in the store).
         EndpointError: the endpoint refused the run (bad key, unknown model); everything
             answered so far is in the store, and rerunning resumes.
     """
