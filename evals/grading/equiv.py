@@ -305,21 +305,23 @@ def _structure(text: str, depth: int = 0) -> _Node:
     union = _split_top(text, ("\\cup",))
     if len(union) > 1:
         return _Union(_items(union, depth))
-    if _INEQ.search(text):
-        pieces = _split_top(_LIST_WORDS.sub(", ", text), (",",))
+    inequality = _INEQ.search(text) is not None
+    words_as_commas = _LIST_WORDS.sub(", ", text)
+    if inequality:
+        pieces = _split_top(words_as_commas, (",",))
         found = [_inequality(p) for p in pieces]
         if len(pieces) > 1 and all(f is not None for f in found):
             return _Union(tuple(f for f in found if f is not None))
     if text.startswith("\\{") and text.endswith("\\}"):
         return _Seq("set", "{", "}", _items(_split_top(text[2:-2], (",", ";")), depth))
-    listed = _split_top(_LIST_WORDS.sub(", ", text), (",", ";"))
+    listed = _split_top(words_as_commas, (",", ";"))
     if len(listed) > 1 and all(listed):
         return _Seq("list", "", "", _items(listed, depth))
     if text[:1] in "([" and text[-1:] in ")]" and _wraps_whole(text):
         coordinates = _split_top(text[1:-1], (",",))
         if len(coordinates) > 1:
             return _Seq("tuple", text[0], text[-1], _items(coordinates, depth))
-    if _INEQ.search(text):
+    if inequality:
         interval = _inequality(text)
         if interval is not None:
             return interval
@@ -549,12 +551,13 @@ def check_equivalence(gold: str, answer: str) -> Verdict:
         return Verdict(False, f"different units ({prepared.unit} vs gold {prepared_gold.unit})",
                        g_text, a_text)
     try:
-        same, reason = _compare(_structure(g_text), _structure(a_text))
+        gold_node = _structure(g_text)
+        same, reason = _compare(gold_node, _structure(a_text))
         if not same and prepared.percent != prepared_gold.percent:
             # "25\%" for gold 0.25, or 0.25 for gold "25\%": the same quantity.
             scaled = (f"\\frac{{{a_text}}}{{100}}" if prepared.percent
                       else f"100\\cdot({a_text})")
-            if _compare(_structure(g_text), _structure(scaled))[0]:
+            if _compare(gold_node, _structure(scaled))[0]:
                 same, reason = True, "percentage match"
     except TooLarge as exc:
         return Verdict(False, f"too large: {exc}", g_text, a_text)
