@@ -100,16 +100,25 @@ def last_boxed(text: str) -> str | None:
 def final_answer_phrase(text: str) -> str | None:
     """What follows the last "final answer is" / "the answer is" / "Final Answer:" phrase,
     up to the end of its line."""
-    found: str | None = None
-    for match in _PHRASE.finditer(text):
-        found = match.group(1)
-    if found is None:
-        return None
+    match = _last(_PHRASE, text)
+    return _phrase_line(match.group(1)) if match is not None else None
+
+
+def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The last non-overlapping match of ``pattern`` in ``text``."""
+    found = None
+    for found in pattern.finditer(text):  # the loop keeps the last
+        pass
+    return found
+
+
+def _phrase_line(found: str) -> str | None:
+    """What a phrase's match captured, cut to its line, innermost phrase, no hope."""
     line = found.strip().splitlines()[0] if found.strip() else ""
     # "Final Answer: The final answer is 5." -- the phrase can nest; take the innermost.
     while (inner := _PHRASE.search(line)) is not None and inner.group(1) != line:
         line = inner.group(1).strip()
-    line = re.sub(r"\s*I hope it is correct\.?\s*$", "", line, flags=re.IGNORECASE)
+    line = _HOPE.sub("", line)
     return line.strip().rstrip(".").strip() or None
 
 
@@ -248,22 +257,16 @@ def extract_math_answer(text: str) -> tuple[str | None, str]:
             return answer, "boxed"
 
     candidates: list[tuple[int, int, str, str]] = []
-    phrase_match = None
-    for phrase_match in _PHRASE.finditer(text):
-        pass
+    phrase_match = _last(_PHRASE, text)
     if phrase_match is not None:
-        value = final_answer_phrase(text[phrase_match.start():])
+        value = _phrase_line(phrase_match.group(1))
         if value is not None:
             candidates.append((phrase_match.start(), 2, _phrase_value(value), "phrase"))
-    line_match = None
-    for line_match in _ANSWER_LINE.finditer(text):
-        pass
+    line_match = _last(_ANSWER_LINE, text)
     if line_match is not None:
         candidates.append((line_match.start(), 1, _phrase_value(line_match.group(1)),
                            "answer line"))
-    bold_match = None
-    for bold_match in _BOLD_ANSWER.finditer(text):
-        pass
+    bold_match = _last(_BOLD_ANSWER, text)
     if bold_match is not None:
         candidates.append((bold_match.start(), 3, bold_match.group(1), "bold"))
     for _, _, value, how in sorted(candidates, reverse=True):
@@ -273,8 +276,8 @@ def extract_math_answer(text: str) -> tuple[str | None, str]:
 
     stripped = text.strip()
     bold_end = _BOLD_END.search(stripped[-400:])
-    if bold_end is not None and clean_answer(bold_end.group(1)):
-        return clean_answer(bold_end.group(1)), "bold"
+    if bold_end is not None and (answer := clean_answer(bold_end.group(1))):
+        return answer, "bold"
     if (stripped and len(stripped) <= _SHORT_RESPONSE and "\n" not in stripped
             and len(_WORD.findall(stripped)) <= 2
             and (_MATH_SPAN.search(stripped) is None or _MATH_SPAN.fullmatch(stripped))):
@@ -282,9 +285,7 @@ def extract_math_answer(text: str) -> tuple[str | None, str]:
         if answer:
             return answer, "whole response"
     last_paragraph = re.split(r"\n\s*\n", stripped[-4000:])[-1]
-    span = None
-    for span in _MATH_SPAN.finditer(last_paragraph):
-        pass
+    span = _last(_MATH_SPAN, last_paragraph)
     if span is not None:
         answer = clean_answer(next(g for g in span.groups() if g is not None))
         if answer:
