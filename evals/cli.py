@@ -368,12 +368,14 @@ def list_(tasks_dir: tuple[Path, ...]) -> None:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the fault draws.")
 @tasks_dir_option
+@task_option_options
 def simulate(
     task: tuple[str, ...], port: int, host: str, accuracy: float, data: tuple[str, ...],
     latency_ms: float, stream_chunks: int, fault_429: float, fault_500: float,
     fault_drop: float, fault_malformed: float, truncate: float, max_concurrent: int | None,
     reasoning_format: str, model: tuple[str, ...], api_key_env: str | None,
-    request_log: Path | None, seed: int, tasks_dir: tuple[Path, ...],
+    request_log: Path | None, seed: int, tasks_dir: tuple[Path, ...], since: str | None,
+    until: str | None, release: str | None, option: tuple[str, ...],
 ) -> None:
     """Serve a simulated OpenAI-compatible model that answers TASKS' prompts."""
 
@@ -399,7 +401,8 @@ def simulate(
             seed=seed,
         )
         book = AnswerBook.from_tasks(list(task), dict(parse_data(data, task)),
-                                     tuple(tasks_dir or ()))
+                                     tuple(tasks_dir or ()),
+                                     task_options(since, until, release, option))
     except EvalsError as exc:
         _fail(exc)
 

@@ -37,6 +37,7 @@ __all__ = [
     "Registry",
     "Task",
     "TaskFactory",
+    "configure_tasks",
     "task",
 ]
 
@@ -310,3 +311,18 @@ def _import_file(path: Path) -> ModuleType:
         del sys.modules[mod_name]
         raise ConfigError(f"Task plugin {path} failed to import: {exc!r}") from exc
     return module
+
+
+def configure_tasks(tasks: list[Task], options: Iterable[tuple[str, str]]) -> list[Task]:
+    """Each task specialised by the options it accepts (``Task.with_options``); an option
+    no task of the run accepts is an error. Shared by runs, ``evals grade`` and the
+    simulator, so all three see the same problems."""
+    given = dict(options)
+    unused = set(given) - {name for t in tasks for name in t.options}
+    if unused:
+        accepted = "; ".join(f"{t.name}: {', '.join(t.options) or 'none'}" for t in tasks)
+        raise ConfigError(
+            f"No task of this run accepts the option(s) {', '.join(sorted(unused))} "
+            f"(options accepted: {accepted})."
+        )
+    return [t.with_options({k: v for k, v in given.items() if k in t.options}) for t in tasks]

@@ -34,7 +34,7 @@ from evals.grading.context import GradingContext, GradingOptions
 from evals.output import AttemptWriter, finalize, write_manifest
 from evals.providers import Endpoint, resolve_endpoint
 from evals.records import SCORED_OUTCOMES, Attempt, Grade, Outcome, Response, Sample
-from evals.registry import Registry, Task
+from evals.registry import Registry, Task, configure_tasks
 from evals.store import Store, request_key
 
 __all__ = [
@@ -280,20 +280,6 @@ async def _grade(task: Task, response: Response, sample: Sample) -> tuple[str, G
     return outcome, grade
 
 
-def _with_options(tasks: list[Task], options: tuple[tuple[str, str], ...]) -> list[Task]:
-    """Each task specialised by the options it accepts; an option no task accepts is an
-    error."""
-    given = dict(options)
-    unused = set(given) - {name for t in tasks for name in t.options}
-    if unused:
-        accepted = "; ".join(f"{t.name}: {', '.join(t.options) or 'none'}" for t in tasks)
-        raise ConfigError(
-            f"No task of this run accepts the option(s) {', '.join(sorted(unused))} "
-            f"(options accepted: {accepted})."
-        )
-    return [t.with_options({k: v for k, v in given.items() if k in t.options}) for t in tasks]
-
-
 def _attempts(tasks: list[Task], loaded: dict[str, LoadedData], cfg_n: int | None,
               seed: int) -> Iterator[tuple[Task, Attempt]]:
     for task in tasks:
@@ -370,7 +356,7 @@ async def run(
     if cfg.concurrency < 1:
         raise ConfigError(f"--concurrency {cfg.concurrency}: must be at least 1.")
     registry = Registry(tasks_dirs=cfg.tasks_dirs)
-    tasks = _with_options(registry.get_many(cfg.tasks), cfg.options)
+    tasks = configure_tasks(registry.get_many(cfg.tasks), cfg.options)
     data = dict(cfg.data)
     unknown = set(data) - {t.name for t in tasks}
     if unknown:
@@ -568,7 +554,7 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
     from evals.parsing import assemble_answer
 
     registry = Registry(tasks_dirs=cfg.tasks_dirs)
-    task = _with_options([registry.get(cfg.task)], cfg.options)[0]
+    task = configure_tasks([registry.get(cfg.task)], cfg.options)[0]
     loaded = load_task_data(task, cfg.data)
     by_id = {s.id: s for s in loaded.samples}
     if not cfg.responses.is_file():

@@ -144,17 +144,18 @@ class AnswerBook:
         tasks: Sequence[str],
         data: dict[str, Path],
         tasks_dirs: tuple[Path, ...] = (),
+        options: Sequence[tuple[str, str]] = (),
     ) -> AnswerBook:
-        """Load ``tasks`` (with optional local data per task) exactly as the harness does."""
+        """Load ``tasks`` (with optional local data per task, and task options such as a
+        LiveCodeBench release) exactly as the harness does."""
         from evals.data import load_task_data
-        from evals.registry import Registry
+        from evals.registry import Registry, configure_tasks
 
         registry = Registry(tasks_dirs=tasks_dirs)
         book = cls()
-        for name in tasks:
-            task = registry.get(name)
-            loaded = load_task_data(task, data.get(name))
-            book.add(name, loaded.samples, task.answer_writer, task.prompt_key)
+        for task in configure_tasks(registry.get_many(tuple(tasks)), options):
+            loaded = load_task_data(task, data.get(task.name))
+            book.add(task.name, loaded.samples, task.answer_writer, task.prompt_key)
         return book
 
 

@@ -441,3 +441,14 @@ def test_bad_rows_are_listed_with_their_field_not_as_an_option(tmp_path: Path) -
     message = str(info.value)
     assert "row 1:" in message and "August 2024" in message and "row 2:" in message
     assert "--contest_date" not in message
+
+
+def test_the_simulator_loads_the_release_a_run_asks_for() -> None:
+    from evals.simulator import AnswerBook
+
+    data = {"livecodebench": LCB_SAMPLE}
+    assert len(AnswerBook.from_tasks(["livecodebench"], data)) == 60
+    v1 = AnswerBook.from_tasks(["livecodebench"], data, options=(("release", "v1"),))
+    assert len(v1) == 33  # the same problems `evals run --release v1` sends
+    with pytest.raises(ConfigError, match="No task of this run accepts"):
+        AnswerBook.from_tasks(["livecodebench"], data, options=(("shuffle", "true"),))
