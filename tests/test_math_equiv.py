@@ -228,3 +228,14 @@ def test_deeply_nested_boxes_are_read_in_linear_time() -> None:
     text = "so " + "\\boxed{" * depth + "7" + "}" * depth
     assert last_boxed(text) == "7"
     assert len(boxed_contents(text)) == 64  # the last openers only: bounded memory
+
+
+def test_exact_roots_of_large_perfect_powers_stay_exact() -> None:
+    from fractions import Fraction
+
+    from evals.grading.mathgrade import _exact_root
+
+    big = 3**100 + 12345  # beyond what a float guess of the root can recover
+    assert _exact_root(Fraction(big * big), 2) == big
+    assert _exact_root(Fraction(big**3, 8), 3) == Fraction(big, 2)
+    assert _exact_root(Fraction(big * big + 1), 2) is None

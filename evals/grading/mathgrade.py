@@ -347,13 +347,16 @@ def _finite(value: complex) -> complex:
 
 def _exact_root(value: Fraction, n: int) -> Fraction | None:
     def iroot(k: int) -> int | None:
+        """The exact integer n-th root of k >= 0, or None (Newton's method on integers:
+        a float guess misses perfect powers beyond about 2**106)."""
         if k.bit_length() >= 1000:
             return None
-        r = round(k ** (1.0 / n))
-        for cand in (r - 1, r, r + 1):
-            if cand >= 0 and cand**n == k:
-                return int(cand)
-        return None
+        if k < 2:
+            return k if k >= 0 else None  # callers pass |base|; a sign is not a root
+        x = 1 << -(-k.bit_length() // n)  # at least the root
+        while (y := ((n - 1) * x + k // x ** (n - 1)) // n) < x:
+            x = y
+        return x if x**n == k else None
 
     num, den = iroot(value.numerator), iroot(value.denominator)
     return Fraction(num, den) if num is not None and den is not None else None
