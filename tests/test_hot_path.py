@@ -19,7 +19,6 @@ from evals.client import ChatClient
 from evals.providers import Endpoint
 from evals.records import Response, Usage
 from evals.store import Store, request_key
-from evals.transport import HttpTransport
 
 ENDPOINT = Endpoint(provider="openai", base_url="http://127.0.0.1:9/v1", key_env="K",
                     api_key="sk-x")
@@ -102,21 +101,6 @@ def test_transport_undoes_gzip_once() -> None:
 def test_transport_streams_and_measures_time_to_first_token() -> None:
     (response,) = asyncio.run(_ask("/sse", {**BODY, "stream": True}))
     assert response.text == "42" and response.ttft_s is not None
-
-
-def test_transport_maps_a_refused_connection_to_httpx() -> None:
-    asyncio.run(_refused())
-
-
-async def _refused() -> None:
-    transport = HttpTransport(max_idle=1, connect_timeout=2)
-    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions", content=b"{}")
-    try:
-        with pytest.raises(httpx.ConnectError) as info:
-            await transport.handle_async_request(request)
-        assert isinstance(info.value.__cause__, OSError)
-    finally:
-        await transport.aclose()
 
 
 def _commit(store: Store, seed: int) -> asyncio.Future[None]:

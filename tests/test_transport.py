@@ -306,8 +306,9 @@ def test_an_abandoned_stream_does_not_poison_the_pool() -> None:
 def test_refused_connection_is_connect_error_naming_the_address() -> None:
     async def main() -> None:
         transport = HttpTransport(connect_timeout=2)
-        with pytest.raises(httpx.ConnectError, match="127.0.0.1:9"):
+        with pytest.raises(httpx.ConnectError, match="127.0.0.1:9") as info:
             await fetch(transport, "http://127.0.0.1:9/v1/chat/completions")
+        assert isinstance(info.value.__cause__, OSError)
         await transport.aclose()
 
     run(main())
