@@ -3,7 +3,7 @@
 The client speaks httpx's API (``httpx.Request`` in, ``httpx.Response`` out,
 ``httpx.MockTransport`` in unit tests); this module is what sits underneath. Measured by
 ``bench/transport_loops.py`` on a 2-core machine at 200 ms latency and 64 in flight, a
-bare loop spends 0.46 ms of CPU per request over aiohttp's client, 0.09 ms over an asyncio
+bare loop spends 0.45 ms of CPU per request over aiohttp's client, 0.09 ms over an asyncio
 protocol with httptools' parser (the llhttp C parser, kept by the uvloop authors) and
 0.16 ms through this transport with httpx's objects.
 At hundreds of requests in flight the transport decides whether the harness or the
