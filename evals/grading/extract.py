@@ -101,7 +101,20 @@ def final_answer_phrase(text: str) -> str | None:
     """What follows the last "final answer is" / "the answer is" / "Final Answer:" phrase,
     up to the end of its line."""
     match = _last(_PHRASE, text)
-    return _phrase_line(match.group(1)) if match is not None else None
+    return _phrase_line(match.group(1), _is_heading(match)) if match is not None else None
+
+
+def _is_heading(match: re.Match[str]) -> bool:
+    """Whether a phrase match is a heading ("**Final Answer**" alone on its line), so that
+    what it captured is the next line."""
+    return "\n" in match.string[match.start() : match.start(1)]
+
+
+# "The number of such integers $n$ is $540$." under a "**Final Answer**" heading (the
+# Markdown summary Magistral 1.0's system prompt asks for, without \boxed{}): the value
+# follows the sentence's last "is".
+_CONCLUSION = re.compile(r"\s(?:is|are|equals)\s+(?=\S)", re.IGNORECASE)
+_PROSE_START = re.compile(r"^[*_]*[A-Za-z]+[a-z]\s+[A-Za-z]")
 
 
 def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
@@ -112,12 +125,20 @@ def _last(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     return found
 
 
-def _phrase_line(found: str) -> str | None:
-    """What a phrase's match captured, cut to its line, innermost phrase, no hope."""
+def _phrase_line(found: str, heading: bool = False) -> str | None:
+    """What a phrase's match captured, cut to its line, innermost phrase, no hope.
+
+    Under a heading, a prose sentence ("The number of ways is $73$.") gives what follows
+    its last "is"/"are"/"equals"."""
     line = found.strip().splitlines()[0] if found.strip() else ""
     # "Final Answer: The final answer is 5." -- the phrase can nest; take the innermost.
     while (inner := _PHRASE.search(line)) is not None and inner.group(1) != line:
         line = inner.group(1).strip()
+        heading = False
+    if heading and _PROSE_START.match(line):
+        conclusion = _last(_CONCLUSION, line)
+        if conclusion is not None:
+            line = line[conclusion.end() :]
     line = _HOPE.sub("", line)
     return line.strip().rstrip(".").strip() or None
 
@@ -159,11 +180,13 @@ _SENTENCE_END = re.compile(r"\.(?:\s|$)(?!\d)")
 _HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
 _SHORT_RESPONSE = 120
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
+_LATEX_BOLD = re.compile(r"\\(?:mathbf|textbf|boldsymbol)\{\s*(-?\d[\d,]*(?:\.\d+)?)\s*\}")
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")  # prose words, not \commands
 
 
 def clean_answer(answer: str) -> str:
-    """Unwrap an extracted answer: math delimiters, ``\\displaystyle``, bold, a leading
+    """Unwrap an extracted answer: math delimiters, ``\\displaystyle``, bold (``**`` and a
+    ``\\mathbf{}``/``\\textbf{}`` around a plain number), a leading
     ``\\boxed``, trailing punctuation. Gold-independent; linear time.
 
     Example:
@@ -183,6 +206,9 @@ def clean_answer(answer: str) -> str:
         boxes = boxed_contents(out)
         if len(boxes) == 1 and boxes[0][0] == 0 and boxes[0][1] == len(out):
             out = boxes[0][2]
+        bold = _LATEX_BOLD.fullmatch(out)
+        if bold is not None:  # "$\mathbf{23}$": LaTeX bold used like Markdown's **23**
+            out = bold.group(1)
         if out == before:
             break
     out = re.sub(r"\\displaystyle\s*", "", out)
@@ -259,7 +285,7 @@ def extract_math_answer(text: str) -> tuple[str | None, str]:
     candidates: list[tuple[int, int, str, str]] = []
     phrase_match = _last(_PHRASE, text)
     if phrase_match is not None:
-        value = _phrase_line(phrase_match.group(1))
+        value = _phrase_line(phrase_match.group(1), _is_heading(phrase_match))
         if value is not None:
             candidates.append((phrase_match.start(), 2, _phrase_value(value), "phrase"))
     line_match = _last(_ANSWER_LINE, text)
