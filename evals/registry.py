@@ -10,6 +10,11 @@ is asked for tasks and collects the decorated functions it finds in them, from
 
 A later source may not silently replace an earlier task of the same name: that is an error
 naming both files.
+
+A task may offer several prompt protocols (``Task.protocols``): the prompt a published
+number was made with, so that number can be reproduced. The first is the default; the user
+picks another with ``--option prompt=NAME``, which ``Task.with_options`` checks before the
+task's ``configure`` builds the task for it.
 """
 
 from __future__ import annotations
@@ -133,8 +138,23 @@ class Task:
         options: the task options it accepts (``--since``, ``--until``, ``--release``,
             ``--option KEY=VALUE``); giving one it does not accept is an error.
         configure: returns the task specialised by its options (another dataset, a
-            ``keep`` filter); called only when options are given. Raises ``ConfigError``
-            for a bad value.
+            ``keep`` filter, another prompt protocol); called only when options are given.
+            Raises ``ConfigError`` for a bad value.
+        protocols: ``(name, description)`` of each prompt protocol the task offers, the
+            first being the default; the description is one line naming the source, e.g.
+            ``("r1", "DeepSeek-R1 README: ...")``. A task with protocols accepts the option
+            ``prompt`` (added to ``options`` if missing) and must have a ``configure`` that
+            builds the task for ``options["prompt"]`` (see ``protocol_option``); a name it
+            does not offer is refused before ``configure`` is called. ``()``: one prompt.
+        protocol: the protocol this task object asks with; ``None`` (the default) means the
+            first of ``protocols``, and stays ``None`` for a task without protocols.
+        stop: stop sequences sent with every request of this task (e.g. ``("Question:",)``
+            for a few-shot prompt, whose continuation would otherwise run on into invented
+            questions); ``()``: none.
+
+    Raises:
+        ValueError: ``protocols`` repeats a name, ``protocol`` is not one of them, or a
+            task with protocols has no ``configure``.
     """
 
     name: str
@@ -155,12 +175,66 @@ class Task:
     keep: Callable[[Sample], bool] | None = None
     options: tuple[str, ...] = ()
     configure: Callable[[Mapping[str, str]], Task] | None = None
+    protocols: tuple[tuple[str, str], ...] = ()
+    protocol: str | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.protocols:
+            if self.protocol is not None:
+                raise ValueError(f"Task {self.name!r}: protocol {self.protocol!r} given but "
+                                 "the task declares no protocols")
+            return
+        names = [name for name, _ in self.protocols]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Task {self.name!r}: protocol names repeat: {names}")
+        if self.protocol is None:
+            # Frozen: __post_init__ is the one place a default may still be filled in.
+            object.__setattr__(self, "protocol", names[0])
+        elif self.protocol not in names:
+            raise ValueError(f"Task {self.name!r}: protocol {self.protocol!r} is not one of "
+                             f"its protocols ({', '.join(names)})")
+        if self.configure is None:
+            raise ValueError(f"Task {self.name!r} offers prompt protocols but has no "
+                             "configure() to build the task for another one")
+        if "prompt" not in self.options:
+            object.__setattr__(self, "options", (*self.options, "prompt"))
+
+    def protocol_option(self, options: Mapping[str, str]) -> str:
+        """The protocol ``options`` asks for: ``options["prompt"]``, else this task's own.
+
+        For ``configure`` functions; ``with_options`` has already checked the name.
+
+        Raises:
+            ConfigError: the task has no protocols, or does not offer the one named.
+
+        Example:
+            >>> # def configure(options): return build(task.protocol_option(options))
+        """
+        if not self.protocols or self.protocol is None:
+            raise ConfigError(f"Task {self.name!r} has a single prompt; it does not take "
+                              "--option prompt=NAME.")
+        wanted = options.get("prompt", self.protocol).strip()
+        names = [name for name, _ in self.protocols]
+        if wanted not in names:
+            listing = "; ".join(f"{name} ({about})" if about else name
+                                for name, about in self.protocols)
+            raise ConfigError(
+                f"Task {self.name!r}: unknown prompt protocol {wanted!r}."
+                f"{did_you_mean(wanted, names)} Known protocols: {listing}. "
+                f"Use --option prompt={names[0]} (the default) or another of them."
+            )
+        return wanted
 
     def with_options(self, options: Mapping[str, str]) -> Task:
         """This task specialised by ``options`` (itself when there are none).
 
+        A ``prompt`` option is checked against ``protocols`` first (surrounding spaces
+        dropped), so ``configure`` sees only the name of a protocol the task offers.
+
         Raises:
-            ConfigError: an option this task does not accept, or a bad value.
+            ConfigError: an option this task does not accept, an unknown prompt protocol,
+                or a bad value.
         """
         if not options:
             return self
@@ -172,12 +246,18 @@ class Task:
                 f"(it accepts: {accepted}). Drop them, or run them only with tasks that "
                 "take them."
             )
+        wanted = self.protocol_option(options) if self.protocols else None
+        if wanted is not None and "prompt" in options:
+            options = {**options, "prompt": wanted}  # configure sees the name as listed
         if self.configure is None:
             return self
         configured = self.configure(options)
         if configured.name != self.name:
             raise ConfigError(f"Task {self.name!r}: configure() renamed it to "
                               f"{configured.name!r}.")
+        if wanted is not None and configured.protocol != wanted:
+            raise ConfigError(f"Task {self.name!r}: configure() built protocol "
+                              f"{configured.protocol!r} when {wanted!r} was asked for.")
         return configured
 
 

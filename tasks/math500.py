@@ -6,9 +6,18 @@ cards.
 Data: https://huggingface.co/datasets/HuggingFaceH4/MATH-500 (split ``test``; the file is
 byte-identical to ``openai/prm800k`` ``prm800k/math_splits/test.jsonl``). Fields: problem,
 solution, answer, subject, level, unique_id.
-Prompt: DeepSeek-R1's recommended directive after the problem, "Please reason step by step,
-and put your final answer within \\boxed{}." (deepseek-ai/DeepSeek-R1 README, "Usage
-Recommendations").
+Prompt protocols (``--option prompt=NAME``; reference/benchmarks-and-cards.md A2; the texts
+are ``evals_tasks.aime.MATH_TEMPLATES``):
+
+- ``r1`` (default): DeepSeek-R1's recommended directive after the problem, "Please reason
+  step by step, and put your final answer within \\boxed{}." (deepseek-ai/DeepSeek-R1
+  README, "Usage Recommendations").
+- ``aa``: Artificial Analysis' "Solve the following math problem step by step. Put your
+  answer inside \\boxed{}." + problem + "Remember to put your answer inside \\boxed{}."
+- ``simple-evals``: simple-evals' MATH ``QUERY_TEMPLATE`` (openai/simple-evals:math_eval.py,
+  HEAD ee3b031), asking for a last line "Answer: $ANSWER" and no ``\\boxed``. The extractor
+  reads such lines; simple-evals itself judges equivalence with an LLM, this harness with
+  sympy, so scores can differ on answers only a reader would accept.
 Grading: the final answer is extracted from the answer (never from the separated reasoning)
 and compared with the gold answer by ``evals.grading.equiv`` in worker processes with a hard
 time limit (``--grade-timeout``); breakdown by subject and level.
@@ -16,22 +25,35 @@ time limit (``--grade-timeout``); breakdown by subject and level.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from evals.grading.context import current_context
 from evals.records import Grade, Sample
 from evals.registry import DatasetSpec, Task, task
 
-from .aime import first_field
+from .aime import MATH_TEMPLATES, R1_INSTRUCTION, first_field, render_math
 
-INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+INSTRUCTION = R1_INSTRUCTION
+
+#: The MATH-500 protocols: (name, description with its source); the first is the default.
+MATH500_PROTOCOLS: tuple[tuple[str, str], ...] = (
+    ("r1", ("DeepSeek-R1 README usage recommendations: problem, then 'Please reason step by "
+           "step, and put your final answer within \\boxed{}.'")),
+    ("aa", ("Artificial Analysis methodology (evalscope, evalchemy): instruction, problem, "
+           "reminder to use \\boxed{}")),
+    ("simple-evals", ("openai/simple-evals math_eval.py QUERY_TEMPLATE: last line "
+                     "'Answer: $ANSWER', no \\boxed")),
+)
 
 
-def math500_sample(row: Mapping[str, Any], index: int) -> Sample:
-    """A MATH-500 row as a ``Sample`` (target: the reference answer, LaTeX)."""
+def math500_sample(row: Mapping[str, Any], index: int, *,
+                   template: str = MATH_TEMPLATES["r1"]) -> Sample:
+    """A MATH-500 row as a ``Sample`` (target: the reference answer, LaTeX), asked with
+    ``template`` (one of ``MATH_TEMPLATES``; default DeepSeek-R1's)."""
     problem = str(first_field(row, ("problem", "question"))).strip()
     answer = str(first_field(row, ("answer",))).strip()
     if not answer:
@@ -44,7 +66,7 @@ def math500_sample(row: Mapping[str, Any], index: int) -> Sample:
             metadata.append((name, value))
     return Sample(
         id=str(raw_id) if raw_id is not None else str(index),
-        messages=(("user", f"{problem}\n\n{INSTRUCTION}"),),
+        messages=(("user", render_math(template, problem)),),
         target=answer,
         metadata=tuple(metadata),
     )
@@ -81,6 +103,11 @@ _ENDINGS = (
     "Final Answer: The final answer is ${value}$. I hope it is correct.",
     "Putting it together, we get \\boxed{{{value}}}.",
 )
+# What a model asked for a last line "Answer: $ANSWER" (simple-evals) writes.
+_ANSWER_LINE_ENDINGS = (
+    "Answer: {value}",
+    "So the value is ${value}$.\n\nAnswer: ${value}$",
+)
 
 
 def _wrong(gold: str, rng: random.Random) -> str:
@@ -103,22 +130,34 @@ def math500_answer(sample: Sample, correct: bool, rng: random.Random, prompt: st
         "Let me set up the problem. I will simplify step by step and check each step. "
         f"Computing carefully, I get {value}. Let me verify once more... yes."
     )
+    endings = _ANSWER_LINE_ENDINGS if "after \"Answer:\"" in prompt else _ENDINGS
     body = ("We work through the algebra, simplifying at each step.\n\n"
-            + rng.choice(_ENDINGS).format(value=value))
+            + rng.choice(endings).format(value=value))
     return reasoning, body
 
 
-@task("math500")
-def math500() -> Task:
-    """MATH-500 (500 problems), sympy equivalence, breakdown by subject and level."""
+def _math500_task(protocol: str = MATH500_PROTOCOLS[0][0]) -> Task:
+    """MATH-500 asking with ``protocol``; ``--option prompt=NAME`` rebuilds it."""
+    configure: Callable[[Mapping[str, str]], Task] = lambda options: _math500_task(
+        options["prompt"].strip())
     return Task(
         name="math500",
         dataset=DatasetSpec("HuggingFaceH4/MATH-500", split="test"),
-        to_sample=math500_sample,
+        to_sample=functools.partial(math500_sample, template=MATH_TEMPLATES[protocol]),
         grader=grade_math500,
         n=4,  # DeepSeek-R1's protocol is --n 64; 4 keeps a default run affordable
         subsets=("subject", "level"),
         description="MATH-500",
         answer_writer=math500_answer,
         heavy_grader=True,
+        options=("prompt",),
+        configure=configure,
+        protocols=MATH500_PROTOCOLS,
+        protocol=protocol,
     )
+
+
+@task("math500")
+def math500() -> Task:
+    """MATH-500 (500 problems), sympy equivalence, breakdown by subject and level."""
+    return _math500_task()

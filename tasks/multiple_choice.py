@@ -12,17 +12,31 @@
   shuffle=true``. Options equal to "N/A" are dropped, as the official script does
   (TIGER-AI-Lab/MMLU-Pro:evaluate_from_api.py).
 
-Prompt: simple-evals' zero-shot ``QUERY_TEMPLATE_MULTICHOICE`` (openai/simple-evals:
-common.py), the one DeepSeek-R1 and Epoch AI use for GPQA Diamond, sent as one user
-message: an instruction asking for a last line "Answer: $LETTER", the question, then one
-line ``X) option`` per choice. The letter list in the instruction is the question's own
-("one of ABCDEFGHIJ" for ten options), not a fixed "ABCD" (lighteval's MMLU-Pro keeps "ABCD"
-although options go to J; ``reference/benchmarks-and-cards.md`` A2 flags that). For
-MMLU-Pro this replaces the official 5-shot "The answer is (X)" prompt; the extractor reads
-both forms.
+Prompt protocols (``--option prompt=NAME``; ``reference/benchmarks-and-cards.md`` A2):
 
-Grading: ``evals.grading.choice`` (the last stated answer wins; simple-evals takes the
-first "Answer: X" match). Each attempt's ``permutation`` (dataset index of the option shown
+- ``simple-evals`` (default for both): simple-evals' zero-shot
+  ``QUERY_TEMPLATE_MULTICHOICE`` (openai/simple-evals:common.py), the one DeepSeek-R1 and
+  Epoch AI use for GPQA Diamond, sent as one user message: an instruction asking for a last
+  line "Answer: $LETTER", the question, then one line ``X) option`` per choice. The letter
+  list in the instruction is the question's own ("one of ABCDEFGHIJ" for ten options), not
+  a fixed "ABCD" (lighteval's MMLU-Pro keeps "ABCD" although options go to J; A2 flags
+  that).
+- ``boxed`` (GPQA Diamond): evalchemy's prompt (mlfoundations/evalchemy:eval/
+  chat_benchmarks/GPQADiamond/eval_instruct.py): "Return your final response within
+  \\boxed{} and only include the letter choice (A, B, C, or D) as your final response.",
+  then ``Problem: ...``, ``Options: A) ..., B) ..., C) ..., D) ...`` on one line and
+  ``Answer:``. (evalchemy draws one order per problem with ``random.Random(42)``; here each
+  repeat is shuffled from its own seed as in the default protocol.)
+- ``mmlu-pro-5shot`` (MMLU-Pro): the official 5-shot chain of thought
+  (TIGER-AI-Lab/MMLU-Pro:evaluate_from_api.py, see ``evals_tasks.mmlu_pro_fewshot``), with
+  the stop sequence "Question:" and the script's extraction cascade ("answer is (X)",
+  "Answer: X", then the last standalone letter A-J). Exemplars: the ``validation`` split at
+  the pinned revision, or ``--option fewshot_data=PATH``. Question and options are sent as
+  written in the data (not stripped), as the script does. The script counts a response
+  with no letter as a random guess (``random.seed(12345)``); here it is wrong.
+
+Grading: ``evals.grading.choice`` (the last stated answer wins; simple-evals and the
+MMLU-Pro script take the first "Answer: X" / "answer is (X)" match). Each attempt's ``permutation`` (dataset index of the option shown
 at each position) and ``gold_letter`` are kept in its metadata; ``evals grade`` takes a
 ``permutation`` field per response line (absent: dataset order).
 
@@ -37,12 +51,14 @@ A new dataset of this kind is a mapping from a row to a ``Question`` and one cal
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from evals.errors import ConfigError
@@ -50,9 +66,13 @@ from evals.grading.choice import ALPHABET, choice_grader, shuffle_choices
 from evals.records import Sample
 from evals.registry import AnswerWriter, DatasetSpec, Prepare, Task, task
 
+from . import mmlu_pro_fewshot
+
 __all__ = [
+    "BOXED_TEMPLATE",
     "QUERY_TEMPLATE",
     "ChoicePrompt",
+    "ChoiceProtocol",
     "Question",
     "choice_task",
     "gpqa_diamond",
@@ -68,6 +88,13 @@ QUERY_TEMPLATE = (
     "Answer the following multiple choice question. The last line of your response should "
     "be of the following format: 'Answer: $LETTER' (without quotes) where LETTER is one of "
     "{letters}. Think step by step before answering.\n\n{question}\n\n{choices}"
+)
+
+#: evalchemy's GPQA Diamond prompt (mlfoundations/evalchemy:eval/chat_benchmarks/
+#: GPQADiamond/eval_instruct.py, ``PROMPT``); render it with ``separator=", "``.
+BOXED_TEMPLATE = (
+    "Return your final response within \\boxed{} and only include the letter choice (A, B, C, "
+    "or D) as your final response.\nProblem: {question}\nOptions: {choices}\nAnswer:"
 )
 
 MetaValue = str | int | float | None
@@ -110,12 +137,22 @@ class ChoicePrompt:
     ``\\boxed{}`` needs no escaping. The text after ``{choices}`` must not contain
     ``{question}``.
 
+    Attributes:
+        template: the prompt, as above.
+        label: what follows each letter: ``") "`` gives ``A) option``, ``". "`` gives
+            ``A. option`` (MMLU-Pro's own prompt).
+        separator: what joins the choices: ``"\\n"`` (one per line) or, e.g., ``", "``
+            (evalchemy's one-line options). Options containing ``separator`` followed by a
+            label cannot be told apart from the next choice.
+
     Raises:
         ValueError: the template lacks ``{question}`` or ``{choices}``, has either twice, or
             puts the choices before the question.
     """
 
     template: str = QUERY_TEMPLATE
+    label: str = ") "
+    separator: str = "\n"
 
     def __post_init__(self) -> None:
         fields = _FIELD.findall(self.template)
@@ -126,11 +163,18 @@ class ChoicePrompt:
             )
         if self.template.index("{question}") > self.template.index("{choices}"):
             raise ValueError("template: {question} must come before {choices}")
+        if not self.label or not self.separator:
+            raise ValueError("label and separator must not be empty")
 
-    @staticmethod
-    def block(choices: Sequence[str]) -> str:
-        """The choice lines: ``A) first``, ``B) second``, ..."""
-        return "\n".join(f"{ALPHABET[i]}) {choice}" for i, choice in enumerate(choices))
+    def block(self, choices: Sequence[str]) -> str:
+        """The choices as shown: ``A) first``, ``B) second``, ... joined by ``separator``."""
+        return self.separator.join(f"{ALPHABET[i]}{self.label}{choice}"
+                                   for i, choice in enumerate(choices))
+
+    def _lead(self) -> str:
+        """The literal text just before ``{choices}`` (after any other field)."""
+        before = self.template.split("{choices}", 1)[0]
+        return re.split(r"\{(?:question|letters)\}", before)[-1]
 
     def tail(self, n: int) -> str:
         """The text after the choices for a question with ``n`` choices."""
@@ -147,7 +191,8 @@ class ChoicePrompt:
         prompt does not have this template's shape.
 
         The choices are the last run of lines labelled ``A) ``, ``B) ``, ... (an option may
-        span lines); a question may itself contain such lines, an option may not.
+        span lines); a question may itself contain such lines, an option may not. With
+        another ``label`` or ``separator`` the same holds of their shape.
         """
         body = prompt
         if self.template.split("{choices}", 1)[1]:
@@ -158,17 +203,24 @@ class ChoicePrompt:
                     break
             else:
                 return None
-        start = body.rfind("\nA) ") + 1
-        if start == 0 and not body.startswith("A) "):
+        first = f"A{self.label}"
+        starts = [0] if body.startswith(first) else []
+        for before in {self.separator, self._lead()} - {""}:
+            at = body.rfind(before + first)
+            if at >= 0:
+                starts.append(at + len(before))
+        if not starts:
             return None
+        start = max(starts)
         choices: list[str] = []
-        pos = start + 3
+        pos = start + len(first)
         for letter in ALPHABET[1:]:
-            nxt = body.find(f"\n{letter}) ", pos)
+            mark = f"{self.separator}{letter}{self.label}"
+            nxt = body.find(mark, pos)
             if nxt < 0:
                 break
             choices.append(body[pos:nxt])
-            pos = nxt + 4
+            pos = nxt + len(mark)
         choices.append(body[pos:])
         return body[:start], tuple(choices)
 
@@ -286,9 +338,20 @@ _ENDINGS = (
     "I choose {L}.",
     "\\boxed{{({L})}}",
 )
+# What a model asked for \boxed{} (evalchemy) or "The answer is (X)" (MMLU-Pro) writes.
+_BOXED_ENDINGS = (
+    "\\boxed{{{L}}}",
+    "Therefore, the final answer is $\\boxed{{{L}}}$.",
+    "**Final Answer**\n\n\\[\n\\boxed{{\\text{{{L}}}}}\n\\]",
+)
+_FEWSHOT_ENDINGS = (
+    "The answer is ({L}).",
+    "Checking each option against the data, the answer is ({L}).",
+    "So the answer is ({L}).",
+)
 
 
-def _make_writer(prompt: ChoicePrompt) -> AnswerWriter:
+def _make_writer(prompt: ChoicePrompt, endings: tuple[str, ...] = _ENDINGS) -> AnswerWriter:
     def write(sample: Sample, correct: bool, rng: random.Random, asked: str
               ) -> tuple[str, str]:
         """A reasoning-model answer naming the letter that holds the gold option in
@@ -308,7 +371,7 @@ def _make_writer(prompt: ChoicePrompt) -> AnswerWriter:
         body = "\n\n".join([
             rng.choice(_WORKING),
             rng.choice(_DISCUSS).format(**values),
-            rng.choice(_ENDINGS).format(**values),
+            rng.choice(endings).format(**values),
         ])
         return reasoning, body
 
@@ -326,6 +389,48 @@ def _parse_bool(task_name: str, key: str, value: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class ChoiceProtocol:
+    """One way of asking a multiple-choice task (``--option prompt=NAME``).
+
+    Attributes:
+        name: the protocol's name.
+        description: one line naming its source.
+        prompt: the template and choice layout.
+        stop: stop sequences sent with each request.
+        endings: how the simulated model ends its answers (``{L}`` the letter, ``{l}`` in
+            lower case, ``{T}`` the option text, ``{W}`` another letter).
+        last_letter: the grader's last-resort letters (see ``extract_choice``).
+        fewshot: MMLU-Pro's 5-shot frame (``evals_tasks.mmlu_pro_fewshot``): the question
+            is preceded by the head and its category's exemplars and sent as written.
+    """
+
+    name: str
+    description: str
+    prompt: ChoicePrompt = ChoicePrompt()
+    stop: tuple[str, ...] = ()
+    endings: tuple[str, ...] = _ENDINGS
+    last_letter: str = ""
+    fewshot: bool = False
+
+
+#: simple-evals' zero-shot prompt, the default of every multiple-choice task.
+SIMPLE_EVALS = ChoiceProtocol(
+    "simple-evals", "openai/simple-evals common.py QUERY_TEMPLATE_MULTICHOICE, zero-shot, "
+    "last line 'Answer: $LETTER'")
+#: evalchemy's boxed-letter prompt for GPQA Diamond (four options).
+BOXED = ChoiceProtocol(
+    "boxed", "mlfoundations/evalchemy GPQADiamond eval_instruct.py: letter within \\boxed{}, "
+    "options on one line",
+    prompt=ChoicePrompt(BOXED_TEMPLATE, separator=", "), endings=_BOXED_ENDINGS)
+#: MMLU-Pro's official 5-shot chain of thought.
+MMLU_PRO_5SHOT = ChoiceProtocol(
+    "mmlu-pro-5shot", "TIGER-AI-Lab/MMLU-Pro evaluate_from_api.py: 5-shot CoT from the "
+    "validation split, 'The answer is (X)', stop 'Question:'",
+    prompt=ChoicePrompt(mmlu_pro_fewshot.TEMPLATE, label=". "), stop=("Question:",),
+    endings=_FEWSHOT_ENDINGS, last_letter="ABCDEFGHIJ", fewshot=True)
+
+
+@dataclass(frozen=True, slots=True)
 class _Spec:
     name: str
     dataset: DatasetSpec
@@ -334,32 +439,83 @@ class _Spec:
     n: int
     max_tokens: int
     subsets: tuple[str, ...]
-    prompt: ChoicePrompt
     description: str
+    protocols: tuple[ChoiceProtocol, ...]
+    protocol: ChoiceProtocol
+    fewshot_data: Path | None = None
+
+
+def _fewshot_dataset(dataset: DatasetSpec) -> DatasetSpec:
+    """The exemplars' split: ``validation`` of the task's own hub dataset and revision."""
+    return dataclasses.replace(dataset, split="validation")
+
+
+def _fewshot_question(row: Row, index: int, exemplars: mmlu_pro_fewshot.Exemplars
+                      ) -> Question:
+    """An MMLU-Pro row framed as the script frames it: question and options as written
+    (only exact "N/A" options dropped), after the head and the category's exemplars."""
+    base = mmlu_pro_question(row, index)
+    question, category = row.get("question"), row.get("category")
+    if not isinstance(category, str) or not category:
+        raise KeyError(f"field 'category' is missing or empty (row has: {', '.join(row)})")
+    options = [str(o) for o in row["options"] if o != "N/A"]
+    gold_text = str(row["options"][row["answer_index"]])
+    return dataclasses.replace(
+        base,
+        text=exemplars.context(category) + f"Question: {question}",
+        choices=tuple(options),
+        gold=options.index(gold_text),
+    )
 
 
 def _build(spec: _Spec) -> Task:
+    protocol = spec.protocol
+    to_question = spec.to_question
+    if protocol.fewshot:
+        exemplars = mmlu_pro_fewshot.Exemplars(spec.name, _fewshot_dataset(spec.dataset),
+                                               spec.fewshot_data)
+        to_question = functools.partial(_fewshot_question, exemplars=exemplars)
+
     def to_sample(row: Row, index: int) -> Sample:
-        return _base_sample(spec.to_question(row, index), spec.prompt)
+        return _base_sample(to_question(row, index), protocol.prompt)
 
-    def configure(options: Mapping[str, str]) -> Task:  # "shuffle", its only option
-        wanted = _parse_bool(spec.name, "shuffle", options["shuffle"])
-        return _build(dataclasses.replace(spec, shuffle=wanted))
+    def configure(options: Mapping[str, str]) -> Task:
+        changes: dict[str, Any] = {}
+        if "shuffle" in options:
+            changes["shuffle"] = _parse_bool(spec.name, "shuffle", options["shuffle"])
+        if "prompt" in options:
+            wanted = options["prompt"].strip()
+            changes["protocol"] = next(p for p in spec.protocols if p.name == wanted)
+        if "fewshot_data" in options:
+            changes["fewshot_data"] = Path(options["fewshot_data"]).expanduser()
+        configured = dataclasses.replace(spec, **changes)
+        if configured.fewshot_data is not None and not configured.protocol.fewshot:
+            fewshot = [p.name for p in spec.protocols if p.fewshot]
+            raise ConfigError(
+                f"Task {spec.name!r}: --option fewshot_data is used only by the prompt "
+                f"protocol {' or '.join(fewshot)}; add --option prompt={fewshot[0]} or drop "
+                "fewshot_data."
+            )
+        return _build(configured)
 
+    offers_fewshot = any(p.fewshot for p in spec.protocols)
     return Task(
         name=spec.name,
         dataset=spec.dataset,
         to_sample=to_sample,
-        grader=choice_grader(),
+        grader=choice_grader(last_letter=protocol.last_letter),
         n=spec.n,
         max_tokens=spec.max_tokens,
         subsets=spec.subsets,
         description=spec.description,
-        answer_writer=_make_writer(spec.prompt),
-        prepare=_make_prepare(spec.prompt, spec.shuffle),
-        prompt_key=spec.prompt.key,
-        options=("shuffle",),
+        answer_writer=_make_writer(protocol.prompt, protocol.endings),
+        prepare=_make_prepare(protocol.prompt, spec.shuffle),
+        prompt_key=protocol.prompt.key,
+        options=("shuffle", "prompt", *(("fewshot_data",) if offers_fewshot else ())),
         configure=configure,
+        protocols=tuple((p.name, p.description) for p in spec.protocols),
+        protocol=protocol.name,
+        stop=protocol.stop,
     )
 
 
@@ -374,6 +530,7 @@ def choice_task(
     subsets: tuple[str, ...] = (),
     template: str = QUERY_TEMPLATE,
     description: str = "",
+    protocols: Sequence[ChoiceProtocol] = (),
 ) -> Task:
     """A multiple-choice task: prompt, per-attempt shuffle, grader and simulated answers.
 
@@ -387,14 +544,23 @@ def choice_task(
         n: default repeats.
         max_tokens: default generation budget.
         subsets: metadata fields (from ``Question.metadata``) to break results down by.
-        template: the prompt (see ``ChoicePrompt``); default simple-evals' template.
+        template: the prompt of the default protocol (see ``ChoicePrompt``); default
+            simple-evals' template. Ignored when ``protocols`` are given.
         description: one line for ``evals list``.
+        protocols: the prompt protocols offered with ``--option prompt=NAME``, the first
+            being the default; ``()``: one protocol, ``simple-evals`` with ``template``
+            (``custom`` if ``template`` is another).
 
     Raises:
-        ValueError: a bad ``template``.
+        ValueError: a bad ``template``, or no protocol at all.
     """
+    if not protocols:
+        default = (SIMPLE_EVALS if template == QUERY_TEMPLATE else ChoiceProtocol(
+            "custom", f"the {name} plugin's own template", ChoicePrompt(template)))
+        protocols = (default,)
+    offered = tuple(protocols)
     return _build(_Spec(name, dataset, to_question, shuffle, n, max_tokens, subsets,
-                        ChoicePrompt(template), description))
+                        description, offered, offered[0]))
 
 
 def _text(row: Row, name: str) -> str:
@@ -470,6 +636,7 @@ def gpqa_diamond() -> Task:
         max_tokens=32768,
         subsets=("domain", "subdomain"),
         description="GPQA Diamond",
+        protocols=(SIMPLE_EVALS, BOXED),
     )
 
 
@@ -488,4 +655,5 @@ def mmlu_pro() -> Task:
         max_tokens=32768,
         subsets=("category",),
         description="MMLU-Pro",
+        protocols=(SIMPLE_EVALS, MMLU_PRO_5SHOT),
     )

@@ -249,7 +249,8 @@ def test_a_bad_recorded_permutation_is_named(gpqa: Task, bad):
 
 
 def test_shuffle_option_turns_shuffling_on_and_off(gpqa: Task, mmlu: Task):
-    assert gpqa.options == mmlu.options == ("shuffle",)
+    assert gpqa.options == ("shuffle", "prompt")
+    assert mmlu.options == ("shuffle", "prompt", "fewshot_data")
     row = json.loads(MMLU_PRO.read_text().splitlines()[0])
     sample = mmlu.to_sample(row, 0)
     seeds = range(30)

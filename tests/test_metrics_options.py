@@ -142,7 +142,7 @@ def test_bad_options_are_refused_with_the_options_accepted(dated_dir, aime2025_p
         go(("dated",), (("shuffle", "yes"),))
     with pytest.raises(ConfigError, match="--release 'v9': use early or late"):
         go(("dated",), (("release", "v9"),))
-    with pytest.raises(ConfigError, match=r"aime2025: none"):
+    with pytest.raises(ConfigError, match=r"aime2025: prompt"):
         go(("aime2025",), (("since", "2025-01-01"),))
     with pytest.raises(ConfigError, match="does not accept"):
         Registry().get("aime2025").with_options({"since": "2025-01-01"})

@@ -55,10 +55,12 @@ MAX_TAIL = 16_384
 #: - ``stated correct``: "C is correct", "Option (B) is the correct answer";
 #: - ``last line``: the last non-empty line is the letter alone ("**C**", "(C)");
 #: - ``bold``: fallback, a bold letter in the last line, when nothing above was found;
+#: - ``last letter``: opt-in last resort (``last_letter=``), the last standalone capital
+#:   letter anywhere in the answer, as MMLU-Pro's official script does;
 #: - ``invalid letter``: the last stated answer is a letter the question does not have;
 #: - ``none``: no answer found.
 ChoiceHow = Literal["answer", "answer text", "boxed", "boxed text", "chosen", "stated correct",
-                    "last line", "bold", "invalid letter", "none"]
+                    "last line", "bold", "last letter", "invalid letter", "none"]
 
 
 class Choice(NamedTuple):
@@ -228,7 +230,8 @@ def _check_letters(letters: str) -> None:
         raise ValueError(f"letters {letters!r}: give distinct upper-case letters, e.g. 'ABCD'")
 
 
-def extract_choice(text: str, letters: str, options: Sequence[str] = ()) -> Choice:
+def extract_choice(text: str, letters: str, options: Sequence[str] = (), *,
+                   last_letter: str = "") -> Choice:
     """The letter a (possibly very long) answer settles on.
 
     Recognised statements, wherever they are in the last ``MAX_TAIL`` characters: "Answer:
@@ -248,6 +251,12 @@ def extract_choice(text: str, letters: str, options: Sequence[str] = ()) -> Choi
             ``letters[i]``); used only to recognise an answer given as option text, and
             only when that text matches exactly one option (case, spacing, markdown and
             simple LaTeX wrappers ignored).
+        last_letter: when nothing else is found, take the last standalone capital letter
+            among these (how ``"last letter"``; one outside ``letters`` is an ``"invalid
+            letter"``): the last step of MMLU-Pro's official cascade, ``\\b[A-J]\\b(?!.*
+            \\b[A-J]\\b)`` with ``last_letter="ABCDEFGHIJ"``
+            (TIGER-AI-Lab/MMLU-Pro:evaluate_from_api.py). It reads the pronoun "I" as a
+            letter, as that script does. ``""`` (the default): off.
 
     Returns:
         ``Choice(letter, how)``: the upper-case letter, or ``None`` with how ``"none"``
@@ -319,6 +328,15 @@ def extract_choice(text: str, letters: str, options: Sequence[str] = ()) -> Choi
     bold = [b for b in bold if b in valid]
     if bold:
         return Choice(bold[-1], "bold")
+    if last_letter:
+        _check_letters(last_letter)
+        standalone = None
+        for standalone in re.finditer(rf"\b[{last_letter}]\b", tail):
+            pass
+        if standalone is not None:
+            found_letter = standalone.group(0)
+            return (Choice(found_letter, "last letter") if found_letter in valid
+                    else Choice(None, "invalid letter"))
     return Choice(None, "none")
 
 
@@ -343,6 +361,7 @@ def choice_grader(
     alphabet: str = ALPHABET,
     choices_field: str = "choices",
     permutation_field: str = "permutation",
+    last_letter: str = "",
 ) -> Grader:
     """A grader for multiple-choice samples: the extracted letter must equal the gold.
 
@@ -361,6 +380,7 @@ def choice_grader(
         alphabet: the labels, in order.
         choices_field: metadata field with the option texts.
         permutation_field: metadata field with the attempt's order.
+        last_letter: the last-resort letters of ``extract_choice`` (``""``: off).
 
     Returns:
         The async grader ``(answer, sample) -> Grade``. It raises ``ValueError`` when the
@@ -392,7 +412,7 @@ def choice_grader(
             options = [choices[i] for i in permutation]
             letters = alphabet[: len(options)]
         gold = sample.target.strip().upper()
-        letter, how = extract_choice(answer, letters, options)
+        letter, how = extract_choice(answer, letters, options, last_letter=last_letter)
         details: dict[str, Any] = {"permutation": permutation, "gold_letter": gold, "how": how}
         if letter is None:
             reason = "invalid letter" if how == "invalid letter" else "no answer found"
