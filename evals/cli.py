@@ -188,6 +188,7 @@ def _print_summary(console: Any, result: Any) -> None:
             str(row["repeats"]), str(row["scored"]), str(row["error"]), str(row["truncated"]),
         )
     console.print(table)
+    _print_published(console, result)
     for row in main:
         ks = [k for k in row if k.startswith("pass@")]
         if ks:
@@ -199,9 +200,43 @@ def _print_summary(console: Any, result: Any) -> None:
     console.print(f"Run folder: {result.out_dir}")
 
 
+def _print_published(console: Any, result: Any) -> None:
+    """The published comparison: every published score of the model for the run's tasks."""
+    from rich.table import Table
+
+    comparisons = result.manifest.get("published_comparison") or []
+    main = [r for r in result.summary_rows if not r["subset"]]
+    missing = [r["task"] for r in main if r.get("verdict") == "no published score"]
+    if comparisons:
+        title = "Published scores" + (" (answers SIMULATED: this tests the harness)"
+                                      if result.manifest.get("simulated") else "")
+        table = Table(title=title)
+        for column in ("task", "metric", "published", "measured [95% CI]", "delta",
+                       "verdict", "settings that differ", "source"):
+            table.add_column(column)
+        for c in comparisons:
+            measured = ("-" if c["measured"] is None else
+                        f"{c['measured']:.2f} [{c['ci_low']:.2f}, {c['ci_high']:.2f}]")
+            colour = {"consistent": "green", "below": "red", "above": "yellow"}.get(
+                c["verdict"], "white")
+            table.add_row(c["task"], c["metric"], f"{c['published']:.2f}", measured,
+                          "-" if c["delta"] is None else f"{c['delta']:+.2f}",
+                          f"[{colour}]{c['verdict']}[/]",
+                          "; ".join(c["settings_differ"]) or "none",
+                          f"{c['source']} ({c['source_date']})")
+        console.print(table)
+    if missing:
+        console.print(f"No published score for {result.manifest['config'].get('model')} on "
+                      f"{', '.join(missing)} (add rows with --published PATH).")
+
+
 @app.command(short_help="Run tasks against a model; rerun the same command to resume.")
-@click.argument("tasks", nargs=-1, required=True)
-@click.option("--model", required=True, help="Model name sent to the endpoint.")
+@click.argument("tasks", nargs=-1)
+@click.option("--model", help="Model name sent to the endpoint (a suite may name one).")
+@click.option("--suite", help="Run a suite: a model card's benchmarks with its settings (a "
+              "shipped name, see `evals list`, or a .toml file).")
+@click.option("--profile", help="Model profile (recommended sampling and system prompt); "
+              "default: the one the model name matches; 'none' for none.")
 @click.option("--provider", help="Provider preset (see `evals list`).")
 @click.option("--base-url", help="OpenAI-compatible base URL.")
 @click.option("--api-key-env", help="Environment variable holding the API key.")
@@ -219,7 +254,22 @@ def _print_summary(console: Any, result: Any) -> None:
 @click.option("--temperature", type=float, help="Sampling temperature.")
 @click.option("--top-p", type=float, help="Nucleus sampling top-p.")
 @click.option("--max-tokens", type=int, help="Generation budget, reasoning included.")
-@click.option("--system-prompt", help="System message.")
+@click.option("--top-k", type=int, help="Top-k sampling (not an OpenAI field; most local "
+              "servers take it).")
+@click.option("--system-prompt", help="System message (replaces the profile's).")
+@click.option("--stop", multiple=True, help="Stop sequence sent to the server; repeatable.")
+@click.option("--published", multiple=True, type=click.Path(path_type=Path),
+              help="Extra published-scores CSV (same columns as the shipped one); repeatable.")
+@click.option("--prices", multiple=True, type=click.Path(path_type=Path),
+              help="Extra price CSV (provider,model,input_per_m,output_per_m,"
+              "reasoning_per_m,source,date); repeatable.")
+@click.option("--dry-run", is_flag=True, default=False,
+              help="Print the attempts, estimated tokens and cost, and the interval to "
+              "expect; send nothing.")
+@click.option("--target-ci", type=float, help="With --dry-run: the 95%% half-width in points "
+              "you want; prints the n it needs.")
+@click.option("--max-cost", type=float, help="Stop asking once this invocation has spent "
+              "this many USD (resumable).")
 @tasks_dir_option
 @click.option("--max-retries", type=int, default=8, show_default=True,
               help="Retries per request.")
@@ -235,9 +285,12 @@ def run(
     system_prompt: str | None, tasks_dir: tuple[Path, ...], max_retries: int,
     timeout: float, since: str | None, until: str | None, release: str | None,
     option: tuple[str, ...], grade_timeout: float, grading_processes: int | None,
-    unsafe_no_sandbox: bool,
+    unsafe_no_sandbox: bool, suite: str | None, profile: str | None, top_k: int | None,
+    stop: tuple[str, ...], published: tuple[Path, ...], prices: tuple[Path, ...],
+    dry_run: bool, target_ci: float | None, max_cost: float | None,
 ) -> None:
-    """Run TASKS against a model and write a run folder (rerun the same command to resume)."""
+    """Run TASKS (or a --suite) against a model and write a run folder (rerun the same
+    command to resume)."""
     from rich.console import Console
 
     from evals.runner import RunConfig, Sampling
@@ -245,17 +298,28 @@ def run(
 
     console = Console()
     try:
+        from_suite = _suite_fields(suite, tasks, model, profile)
+        tasks = from_suite.pop("tasks")
         cfg = RunConfig(
-            tasks=tuple(tasks), model=model, provider=provider, base_url=base_url,
+            tasks=tuple(tasks), provider=provider, base_url=base_url,
             api_key_env=api_key_env, n=n, limit=limit, concurrency=concurrency,
             data=parse_data(data, tasks), seed=seed, out=out, stream=stream,
-            sampling=Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens),
+            sampling=Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                              top_k=top_k),
             system_prompt=system_prompt, tasks_dirs=tuple(tasks_dir or ()),
             max_retries=max_retries, timeout=timeout,
             grading=GradingOptions(timeout_s=grade_timeout, processes=grading_processes,
                                    unsafe_no_sandbox=unsafe_no_sandbox),
-            options=task_options(since, until, release, option),
+            options=task_options(since, until, release, option), stop=tuple(stop),
+            published=tuple(published), prices=tuple(prices), max_cost=max_cost,
+            **from_suite,
         )
+        if target_ci is not None and not dry_run:
+            raise ConfigError("--target-ci goes with --dry-run: add --dry-run to see the n "
+                              "a half-width needs.")
+        if dry_run:
+            _print_dry_run(console, cfg, target_ci)
+            return
         bar, hook = _progress_hook(console)
         with bar:
             result = _run_async(run_pipeline(cfg, on_progress=hook))
@@ -266,6 +330,87 @@ def run(
                       "same command to resume.[/]")
         raise click.exceptions.Exit(130) from None
     _print_summary(console, result)
+    if result.status == "budget":
+        spent = result.manifest.get("budget", {}).get("spent", 0.0)
+        console.print(f"[yellow]Budget reached: this invocation spent ${spent:.4f} of "
+                      f"--max-cost {cfg.max_cost}; {result.not_asked} attempt(s) were not "
+                      "asked. Rerun the same command (with a budget left) to continue; "
+                      "nothing answered is asked again.[/]")
+        raise click.exceptions.Exit(EXIT_INCOMPLETE)
+
+
+#: Exit status of a run that ended without scoring every attempt (a budget reached).
+EXIT_INCOMPLETE = 3
+
+
+def _suite_fields(suite: str | None, tasks: tuple[str, ...], model: str | None,
+                  profile: str | None) -> dict[str, Any]:
+    """RunConfig fields from ``--suite`` (tasks, model, profile, per-task n, budgets and
+    options), with the command line's tasks, model and profile over the suite's."""
+    if suite is None:
+        if not tasks:
+            raise ConfigError("Name the tasks to run (e.g. `evals run aime2025 ...`) or a "
+                              "suite with --suite NAME; `evals list` shows both.")
+        if not model:
+            raise ConfigError("--model is required: the model name the endpoint serves.")
+        return {"tasks": tasks, "model": model, "profile": profile}
+    from evals.suites import load_suite
+
+    found = load_suite(suite)
+    if tasks:
+        raise ConfigError(f"--suite {suite} names its own tasks "
+                          f"({', '.join(t.name for t in found.tasks)}); drop the task names "
+                          "or the --suite.")
+    if not (model or found.model):
+        raise ConfigError(f"--suite {suite} names no model: add --model NAME.")
+    return {
+        "tasks": tuple(t.name for t in found.tasks),
+        "model": model or found.model,
+        "profile": profile or found.profile,
+        "suite": found.name,
+        "task_n": tuple((t.name, t.n) for t in found.tasks if t.n),
+        "task_max_tokens": tuple((t.name, t.max_tokens) for t in found.tasks if t.max_tokens),
+        "task_options": tuple((t.name, t.options) for t in found.tasks if t.options),
+    }
+
+
+def _print_dry_run(console: Any, cfg: Any, target_ci: float | None) -> None:
+    from rich.table import Table
+
+    from evals.dryrun import dry_run
+
+    plans, note = dry_run(cfg, target_ci)
+    table = Table(title=f"Dry run: {cfg.model} (nothing sent)")
+    for column in ("task", "problems", "n", "attempts", "prompt tok", "completion tok (est.)",
+                   "cost (est.)", "published", "95% half-width at this n"):
+        table.add_column(column)
+    for p in plans:
+        hw = p.half_width
+        table.add_row(
+            p.task, str(p.problems), str(p.repeats), f"{p.attempts:,}", f"{p.prompt_tokens:,}",
+            f"{p.completion_tokens:,} ({p.completion_source})",
+            "-" if p.cost is None else f"${p.cost:,.2f}",
+            "-" if p.published is None else f"{p.published:.2f}",
+            f"±{hw.expected:.1f} pts (±{hw.best:.1f} if problems were equally hard, "
+            f"±{hw.floor:.1f} at any n if all-or-nothing)",
+        )
+    console.print(table)
+    total = sum(p.cost for p in plans if p.cost is not None)
+    console.print(f"Attempts: {sum(p.attempts for p in plans):,}; estimated cost: "
+                  + (f"${total:,.2f}" if any(p.cost is not None for p in plans) else "unknown")
+                  + f". {note}")
+    for p in plans:
+        basis = (f"published {p.published:.2f}" if p.published is not None
+                 else "no published score: worst case 50%")
+        if p.target_ci is None:
+            continue
+        if p.n_needed is None:
+            console.print(f"{p.task}: ±{p.target_ci} points is out of reach at any n with "
+                          f"{p.problems} problems ({basis}); at n={p.repeats} it would take "
+                          f"about {p.problems_needed} problems.")
+        else:
+            console.print(f"{p.task}: ±{p.target_ci} points needs n = {p.n_needed} "
+                          f"({basis}; half of the variance assumed between problems).")
 
 
 @app.command(short_help="Grade responses produced elsewhere, with no model call.")
@@ -275,11 +420,18 @@ def run(
 @click.option("--data", type=click.Path(path_type=Path), help="Local data file for the task.")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Run folder (default under results/).")
+@click.option("--stop", multiple=True, help="Cut each response at the first of these before "
+              "grading, as a server given them would have; repeatable.")
+@click.option("--model", help="The model that wrote the responses (for the published "
+              "comparison).")
+@click.option("--published", multiple=True, type=click.Path(path_type=Path),
+              help="Extra published-scores CSV; repeatable.")
 @tasks_dir_option
 @task_option_options
 @grading_options
 def grade(
-    task: str, responses: Path, data: Path | None, out: Path | None,
+    task: str, responses: Path, data: Path | None, out: Path | None, stop: tuple[str, ...],
+    model: str | None, published: tuple[Path, ...],
     tasks_dir: tuple[Path, ...], since: str | None, until: str | None, release: str | None,
     option: tuple[str, ...], grade_timeout: float, grading_processes: int | None,
     unsafe_no_sandbox: bool,
@@ -296,7 +448,10 @@ def grade(
                           grading=GradingOptions(timeout_s=grade_timeout,
                                                  processes=grading_processes,
                                                  unsafe_no_sandbox=unsafe_no_sandbox),
-                          options=task_options(since, until, release, option))
+                          options=task_options(since, until, release, option),
+                          stop=tuple(stop), model=model, published=tuple(published))
+        if any(not item for item in stop):
+            raise ConfigError("--stop '': a stop sequence cannot be empty.")
         result = _run_async(grade_responses(cfg))
     except EvalsError as exc:
         _fail(exc)
@@ -320,11 +475,14 @@ def list_(tasks_dir: tuple[Path, ...]) -> None:
     except EvalsError as exc:
         _fail(exc)
     tasks_table = Table(title="Tasks")
-    for column in ("task", "description", "repeats", "options"):
+    for column in ("task", "description", "repeats", "options", ("prompt protocols "
+                   "(--option prompt=NAME; first: default)")):
         tasks_table.add_column(column)
     for name, doc, built in described:
-        tasks_table.add_row(name, doc, str(built.n), ", ".join(built.options) or "-")
+        protocols = "\n".join(f"{p}: {d}" for p, d in built.protocols) or "-"
+        tasks_table.add_row(name, doc, str(built.n), ", ".join(built.options) or "-", protocols)
     console.print(tasks_table)
+    _list_suites_and_profiles(console)
     prov = Table(title="Providers")
     for column in ("provider", "base URL", "key variable", "note"):
         prov.add_column(column)
@@ -333,6 +491,30 @@ def list_(tasks_dir: tuple[Path, ...]) -> None:
         prov.add_row(p.name, p.base_url, key + ("" if p.key_required else " (optional)"),
                      p.note)
     console.print(prov)
+
+
+def _list_suites_and_profiles(console: Any) -> None:
+    from rich.table import Table
+
+    from evals.profiles import load_profiles
+    from evals.suites import shipped_suites
+
+    suites = Table(title="Suites (--suite NAME)")
+    for column in ("suite", "model", "profile", "tasks", "description"):
+        suites.add_column(column)
+    for suite in shipped_suites():
+        tasks = ", ".join(t.name + (f" n={t.n}" if t.n else "") for t in suite.tasks)
+        suites.add_row(suite.name, suite.model or "-", suite.profile or "-", tasks,
+                       suite.description)
+    console.print(suites)
+    profiles = Table(title="Model profiles (chosen from the model name, or --profile NAME)")
+    for column in ("profile", "models", "temperature", "top_p", "max tokens", "system prompt"):
+        profiles.add_column(column)
+    for profile in load_profiles().values():
+        profiles.add_row(profile.name, ", ".join(profile.models), str(profile.temperature),
+                         str(profile.top_p), str(profile.max_tokens),
+                         "yes" if profile.system_prompt else "no")
+    console.print(profiles)
 
 
 @app.command(short_help="Serve a simulated OpenAI-compatible model (not a model).")

@@ -10,12 +10,12 @@ interval is score +/- 1.96 SE, clipped to [0, 1].
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from evals.records import OUTCOMES, SCORED_OUTCOMES
 
-__all__ = ["Z95", "clustered_score", "pass_at_k", "summarize"]
+__all__ = ["Z95", "clustered_score", "majority_vote", "pass_at_k", "percentile", "summarize"]
 
 Z95 = 1.959963984540054
 
@@ -62,17 +62,76 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prob_all_wrong
 
 
+def majority_vote(votes: list[tuple[str | None, bool]]) -> bool:
+    """Whether the majority answer of one problem's attempts is correct.
+
+    Args:
+        votes: ``(extracted answer, correct)`` per attempt, in repeat order. An attempt
+            with no extracted answer does not vote.
+
+    Returns:
+        The verdict of the answer given most often; a tie goes to the answer among the
+        tied ones that appeared first (deterministic, and what a reader of the attempts
+        in order would pick). No vote at all is wrong. Answers are compared as extracted
+        strings, so two spellings of one value (``1/2``, ``\\frac12``) are two votes.
+
+    Example:
+        >>> majority_vote([("3", False), ("5", True), ("5", True)])
+        True
+    """
+    counts: dict[str, list[int]] = {}  # answer -> [count, first position, correct]
+    for position, (answer, correct) in enumerate(votes):
+        if answer is None:
+            continue
+        entry = counts.setdefault(answer, [0, position, int(bool(correct))])
+        entry[0] += 1
+    if not counts:
+        return False
+    best = min(counts.values(), key=lambda e: (-e[0], e[1]))
+    return bool(best[2])
+
+
+def maj_at_k(votes: list[tuple[str | None, bool]], k: int) -> float:
+    """maj@k of one problem: the mean, over the ``len(votes) // k`` disjoint groups of
+    ``k`` consecutive repeats, of whether the group's majority answer is correct.
+
+    Raises:
+        ValueError: fewer than ``k`` votes (the metric is not defined then).
+    """
+    groups = len(votes) // k
+    if k < 1 or groups < 1:
+        raise ValueError(f"maj@{k} needs at least {k} attempts (got {len(votes)})")
+    return sum(majority_vote(votes[g * k:(g + 1) * k]) for g in range(groups)) / groups
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values`` by linear interpolation between the
+    closest ranks (numpy's default); NaN for no values."""
+    if not values:
+        return _NAN
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
 class _Group:
     """Running totals of one (task, subset value) group."""
 
-    __slots__ = ("attempts", "cost", "outcomes", "problems", "repeats", "sums")
+    __slots__ = ("attempts", "cached", "cost", "outcomes", "problems", "repeats", "retries",
+                 "samples", "sums", "votes")
 
     def __init__(self) -> None:
         self.attempts = 0
         self.repeats = 0
+        self.cached = 0
+        self.retries = 0
         self.problems: dict[str, list[int]] = {}  # id -> [correct, scored]
+        self.votes: dict[str, list[tuple[int, str | None, bool]]] = {}  # id -> scored votes
         self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
-        self.sums = {c: [0.0, 0] for c in _MEANS}
+        self.sums = {c: [0.0, 0] for c in _SUMS}
+        self.samples: dict[str, list[float]] = {c: [] for c in _PERCENTILES}
         self.cost: float | None = None
 
     def add(self, row: dict[str, Any]) -> None:
@@ -84,16 +143,50 @@ class _Group:
         if outcome in SCORED_OUTCOMES:
             tally[1] += 1
             tally[0] += bool(row["correct"])
-        if outcome != "error":
-            for column in _MEANS:
-                value = row.get(column)
-                if value is not None:
-                    self.sums[column][0] += value
-                    self.sums[column][1] += 1
-            if row.get("cost") is not None:
-                self.cost = (self.cost or 0.0) + row["cost"]
+            self.votes.setdefault(row["sample_id"], []).append(
+                (int(row["repeat"]), row.get("extracted"), bool(row["correct"])))
+        if row.get("cached"):
+            self.cached += 1
+        if outcome == "error":
+            return
+        self.retries += int(row.get("retries") or 0)
+        for column in _SUMS:
+            value = row.get(column)
+            if value is not None:
+                self.sums[column][0] += value
+                self.sums[column][1] += 1
+        for column in ("latency_s", "ttft_s"):
+            value = row.get(column)
+            if value is not None:
+                self.samples[column].append(float(value))
+        speed = _output_speed(row)
+        if speed is not None:
+            self.samples["output_tps"].append(speed)
+        if row.get("cost") is not None:
+            self.cost = (self.cost or 0.0) + row["cost"]
 
-    def result(self, with_pass_at_k: bool = False) -> dict[str, Any]:
+    def measured(self, ks_maj: tuple[int, ...] = (), ks_pass: tuple[int, ...] = ()
+                 ) -> dict[str, tuple[float, float, float]]:
+        """Each metric as (value, 95% low, 95% high), clustered by problem: ``pass@1``
+        (the score), ``maj@k`` and ``pass@k`` for the ks asked that the repeats allow."""
+        per_problem = [c / n for c, n in self.problems.values() if n]
+        mean, _, low, high = clustered_score(per_problem)
+        out = {"pass@1": (mean, low, high)}
+        for k in ks_maj:
+            values = [maj_at_k([(a, c) for _, a, c in sorted(v)], k)
+                      for v in self.votes.values() if len(v) >= k]
+            if values and len(values) == len(per_problem):
+                value, _, lo, hi = clustered_score(values)
+                out[f"maj@{k}"] = (value, lo, hi)
+        for k in ks_pass:
+            values = [pass_at_k(n, c, k) for c, n in self.problems.values() if n >= k]
+            if values and len(values) == len(per_problem):
+                value, _, lo, hi = clustered_score(values)
+                out[f"pass@{k}"] = (value, lo, hi)
+        return out
+
+    def result(self, with_pass_at_k: bool = False, ks_maj: tuple[int, ...] = ()
+               ) -> dict[str, Any]:
         per_problem = [c / n for c, n in self.problems.values() if n]
         mean, se, low, high = clustered_score(per_problem)
         scored = sum(n for _, n in self.problems.values())
@@ -111,8 +204,20 @@ class _Group:
             **self.outcomes,
             "truncation_rate": self.outcomes["truncated"] / answered if answered else _NAN,
         }
+        for k in ks_maj:
+            votes = [v for v in self.votes.values() if len(v) >= k]
+            out[f"maj@{k}"] = (sum(maj_at_k([(a, c) for _, a, c in sorted(v)], k)
+                                   for v in votes) / len(votes)) if votes else _NAN
         for column, (total, count) in self.sums.items():
             out[f"mean_{column}"] = total / count if count else _NAN
+        for column, (total, count) in self.sums.items():
+            if column.endswith("_tokens"):
+                out[f"total_{column}"] = int(total) if count else 0
+        for column, values in self.samples.items():
+            for q in (50, 90, 99):
+                out[f"{column}_p{q}"] = percentile(values, q)
+        out["retries"] = self.retries
+        out["resumed"] = self.cached
         out["cost"] = self.cost if self.cost is not None else _NAN
         if with_pass_at_k:
             # Over the problems with at least k scored attempts; k up to the largest n.
@@ -123,19 +228,34 @@ class _Group:
         return out
 
 
-_MEANS = ("completion_tokens", "reasoning_tokens", "latency_s", "ttft_s")
+def _output_speed(row: dict[str, Any]) -> float | None:
+    """Output tokens per second of one streamed attempt, as model cards and leaderboards
+    report it: completion tokens over the time from the first token to the last."""
+    tokens, latency, ttft = row.get("completion_tokens"), row.get("latency_s"), row.get("ttft_s")
+    if not tokens or latency is None or ttft is None or latency - ttft <= 0:
+        return None
+    return float(tokens) / (float(latency) - float(ttft))
+
+
+_SUMS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "latency_s", "ttft_s")
+_PERCENTILES = ("latency_s", "ttft_s", "output_tps")
 _NAN = float("nan")
 
 
 def summarize(rows: Iterable[dict[str, Any]], subsets: dict[str, tuple[str, ...]] | None = None,
-              pass_k: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+              pass_k: frozenset[str] = frozenset(),
+              wanted: Mapping[str, tuple[str, ...]] | None = None) -> list[dict[str, Any]]:
     """One row per task (``subset`` empty) and one per task x subset value.
 
     Args:
-        rows: per-attempt rows (task, sample_id, repeat, outcome, correct, tokens, latency,
-            cost, metadata as a JSON string).
+        rows: per-attempt rows (task, sample_id, repeat, outcome, correct, extracted,
+            tokens, latency, cost, retries, cached, metadata as a JSON string).
         subsets: per task, the metadata fields to break down by.
         pass_k: tasks whose rows also get ``pass@k`` for every k up to their repeats.
+        wanted: per task, metric names a comparison needs (``"maj@64"``, ``"pass@8"``):
+            a task's row gets each one's value and 95% interval under ``measured`` (a
+            dict ``metric -> (value, low, high)``; ``pass@1`` is always there). Every
+            task without pass@k also gets ``maj@n`` for its repeats n >= 2.
 
     Returns:
         Summary rows as dicts, sorted by task, then subset and value; no pandas needed, so
@@ -153,6 +273,17 @@ def summarize(rows: Iterable[dict[str, Any]], subsets: dict[str, tuple[str, ...]
             for name in fields:
                 if meta.get(name) is not None:
                     groups.setdefault((task, name, str(meta[name])), _Group()).add(row)
-    return [{"task": t, "subset": sub, "value": val,
-             **groups[(t, sub, val)].result(t in pass_k)}
-            for t, sub, val in sorted(groups)]
+    out = []
+    for t, sub, val in sorted(groups):
+        group = groups[(t, sub, val)]
+        asked = (wanted or {}).get(t, ())
+        ks_maj = sorted({int(m[4:]) for m in asked if m.startswith("maj@") and m[4:].isdigit()}
+                        | ({group.repeats} if t not in pass_k and group.repeats >= 2 else set()))
+        row = {"task": t, "subset": sub, "value": val,
+               **group.result(t in pass_k, tuple(ks_maj) if not sub else ())}
+        if not sub:
+            ks_pass = tuple(sorted({int(m[5:]) for m in asked
+                                    if m.startswith("pass@") and m[5:].isdigit()}))
+            row["measured"] = group.measured(tuple(ks_maj), ks_pass)
+        out.append(row)
+    return out

@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from evals.records import OUTCOMES
+
+if TYPE_CHECKING:
+    from evals.verdicts import PublishedContext
 
 __all__ = ["COLUMNS", "AttemptWriter", "finalize", "read_attempts", "write_manifest"]
 
@@ -72,8 +75,9 @@ def _schema() -> Any:
     return pa.schema([(name, types[kind]) for name, kind in COLUMNS])
 
 
-_SUMMARY_FIELDS = ("task", "sample_id", "repeat", "outcome", "correct", "completion_tokens",
-                   "reasoning_tokens", "latency_s", "ttft_s", "cost", "metadata", "simulated")
+_SUMMARY_FIELDS = ("task", "sample_id", "repeat", "outcome", "correct", "extracted",
+                   "prompt_tokens", "completion_tokens", "reasoning_tokens", "latency_s",
+                   "ttft_s", "cost", "retries", "cached", "metadata", "simulated")
 
 
 def _write_table(partial: Path, out_dir: Path) -> tuple[list[dict[str, Any]], bool]:
@@ -131,19 +135,25 @@ def finalize(
     manifest: dict[str, Any],
     subsets: dict[str, tuple[str, ...]],
     pass_k: frozenset[str] = frozenset(),
+    published: PublishedContext | None = None,
 ) -> list[dict[str, Any]]:
     """Write the table, the summary and the manifest; return the summary rows.
 
-    ``pass_k`` names the tasks whose summary also reports pass@k.
+    ``pass_k`` names the tasks whose summary also reports pass@k; ``published`` puts the
+    published scores of the run's model beside each task's (``evals.verdicts``).
     """
     from evals.metrics import summarize
     from evals.report import write_summary
 
     rows, simulated = _write_table(partial, out_dir)
-    summary = summarize(rows, subsets, pass_k)
+    summary = summarize(rows, subsets, pass_k, published.wanted() if published else None)
+    comparisons = published.attach(summary) if published else []
+    for row in summary:
+        row.pop("measured", None)
+    manifest["published_comparison"] = comparisons
     manifest["simulated"] = simulated or bool(manifest.get("simulated"))
     manifest["counts"] = {o: sum(1 for r in rows if r["outcome"] == o) for o in OUTCOMES}
     manifest["attempts"] = len(rows)
-    write_summary(out_dir, summary, manifest)
+    write_summary(out_dir, summary, manifest, comparisons)
     write_manifest(out_dir, manifest)
     return summary

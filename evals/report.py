@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_summary_md(summary: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
-    """The Markdown summary of a run (summary: the rows from ``metrics.summarize``)."""
+def render_summary_md(summary: list[dict[str, Any]], manifest: dict[str, Any],
+                      comparisons: Sequence[dict[str, Any]] = ()) -> str:
+    """The Markdown summary of a run (summary: the rows from ``metrics.summarize``;
+    comparisons: the records of ``verdicts.PublishedContext.attach``)."""
     cfg = manifest.get("config", {})
     simulated = bool(manifest.get("simulated"))
     title = f"# Run summary: {cfg.get('model', '?')}" + (" (SIMULATED)" if simulated else "")
@@ -56,6 +59,8 @@ def render_summary_md(summary: list[dict[str, Any]], manifest: dict[str, Any]) -
         for r in main
     ]
     parts += [markdown_table(header, rows), ""]
+    parts += _published_md(main, comparisons, simulated)
+    parts += _usage_md(main, manifest)
     passk = [r for r in main if "pass@1" in r]
     if passk:
         ks = sorted({int(k[5:]) for r in passk for k in r if k.startswith("pass@")})
@@ -85,8 +90,52 @@ def render_summary_md(summary: list[dict[str, Any]], manifest: dict[str, Any]) -
     return "\n".join(parts)
 
 
-def write_summary(out_dir: Path, summary: list[dict[str, Any]], manifest: dict[str, Any]
-                  ) -> None:
+def _published_md(main: list[dict[str, Any]], comparisons: Sequence[dict[str, Any]],
+                  simulated: bool) -> list[str]:
+    if not main or "verdict" not in main[0]:
+        return []
+    parts = ["## Published scores", ""]
+    if simulated:
+        parts += ["(The answers are simulated: these verdicts test the harness, not a model.)",
+                  ""]
+    if not comparisons:
+        return [*parts, ("No published score for this model and these benchmarks "
+                         "(add your own with `--published PATH`)."), ""]
+    header = ["task", "metric", "published", "measured", "95% CI", "delta (points)",
+              "verdict", "settings that differ", "source"]
+    rows = [[c["task"], c["metric"], _fmt(float(c["published"]), 2),
+             "-" if c["measured"] is None else _fmt(float(c["measured"]), 2),
+             "-" if c["ci_low"] is None else f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}]",
+             "-" if c["delta"] is None else f"{c['delta']:+.2f}", c["verdict"],
+             "; ".join(c["settings_differ"]) or "none",
+             f"{c['source']} ({c['source_date']}; {c['notes']})".replace("|", "/")]
+            for c in comparisons]
+    parts += [markdown_table(header, rows), "",
+              ("Verdict: `consistent` when the published score lies in the run's 95% "
+               "interval, `below`/`above` when the whole interval is below/above it. A "
+               "difference in the settings listed can explain a gap."), ""]
+    return parts
+
+
+def _usage_md(main: list[dict[str, Any]], manifest: dict[str, Any]) -> list[str]:
+    header = ["task", "prompt tok", "completion tok", "reasoning tok", "tok/attempt",
+              "truncated", "latency p50/p90 (s)", "TTFT p50 (s)", "output tok/s p50",
+              "retries", "resumed", "cost (USD)"]
+    rows = [[r["task"], r.get("total_prompt_tokens", 0), r.get("total_completion_tokens", 0),
+             r.get("total_reasoning_tokens", 0), _fmt(r.get("mean_completion_tokens", _NAN), 0),
+             f"{_fmt(100 * r.get('truncation_rate', _NAN), 1)}%",
+             f"{_fmt(r.get('latency_s_p50', _NAN), 2)} / {_fmt(r.get('latency_s_p90', _NAN), 2)}",
+             _fmt(r.get("ttft_s_p50", _NAN), 2), _fmt(r.get("output_tps_p50", _NAN), 1),
+             r.get("retries", 0), r.get("resumed", 0), _fmt(r.get("cost", _NAN), 4)]
+            for r in main]
+    return ["## Usage and speed", "", markdown_table(header, rows), "",
+            ("Tokens as the server reported them (completion includes reasoning). TTFT and "
+            "output speed are measured on streamed runs only (`--stream`). Resumed: attempts "
+            "taken from the store instead of asked again."), ""]
+
+
+def write_summary(out_dir: Path, summary: list[dict[str, Any]], manifest: dict[str, Any],
+                  comparisons: Sequence[dict[str, Any]] = ()) -> None:
     """Write summary.csv (every number, one row per task and per subset value) and
     summary.md."""
     import csv
@@ -100,4 +149,4 @@ def write_summary(out_dir: Path, summary: list[dict[str, Any]], manifest: dict[s
         writer.writeheader()
         for row in summary:
             writer.writerow({"model": model, "simulated": simulated, **row})
-    (out_dir / "summary.md").write_text(render_summary_md(summary, manifest))
+    (out_dir / "summary.md").write_text(render_summary_md(summary, manifest, comparisons))

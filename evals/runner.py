@@ -18,24 +18,29 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
 from evals.client import ChatClient, RetryPolicy
 from evals.data import LoadedData, load_task_data
-from evals.errors import ConfigError, DataError, EndpointError, EvalsError, RequestFailed
+from evals.errors import DataError, EndpointError, EvalsError, RequestFailed
 from evals.grading.context import GradingContext, GradingOptions
 from evals.output import AttemptWriter, finalize, write_manifest
-from evals.providers import Endpoint, resolve_endpoint
+from evals.prepare import prepare_run
+from evals.providers import Endpoint
 from evals.records import SCORED_OUTCOMES, Attempt, Grade, Outcome, Response, Sample
 from evals.registry import Registry, Task, configure_tasks
+from evals.settings import TaskRequest
 from evals.store import Store, request_key
+
+if TYPE_CHECKING:
+    from evals.pricing import Price
 
 __all__ = [
     "GradeConfig",
@@ -44,6 +49,7 @@ __all__ = [
     "RunResult",
     "Sampling",
     "attempt_seed",
+    "cut_at_stop",
     "grade_responses",
     "outcome_of",
     "run",
@@ -59,6 +65,7 @@ class Sampling:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    top_k: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,20 @@ class RunConfig:
         system_prompt: a system message put before every prompt.
         tasks_dirs: extra plugin folders.
         max_retries / timeout: the client's retry budget and silence timeout.
+        profile: a model profile by name (``"none"``: no profile); ``None`` picks the one
+            the model's name matches (``evals.profiles``). Flags override its values.
+        stop: stop sequences sent with every request (a prompt protocol may add its own).
+        task_n / task_max_tokens: per-task repeats and budgets (a suite's), under ``n``
+            and ``sampling.max_tokens`` when those are given.
+        task_options: per-task options (a suite's), over the run-wide ``options``.
+        suite: the suite this run came from (recorded; ``evals.suites``).
+        published / prices: extra published-score and price files (``--published``,
+            ``--prices``) beside the shipped ones.
+        max_cost: stop asking once this invocation's measured cost (USD) reaches it;
+            rerunning resumes.
+
+    ``data`` may be given as a dict ``{"aime2025": "path.jsonl"}`` and paths as plain
+    strings; they are normalised to tuples and ``Path`` objects.
     """
 
     tasks: tuple[str, ...]
@@ -103,6 +124,45 @@ class RunConfig:
     results_dir: Path = Path("results")
     grading: GradingOptions = field(default_factory=GradingOptions)
     options: tuple[tuple[str, str], ...] = ()
+    profile: str | None = None
+    stop: tuple[str, ...] = ()
+    task_n: tuple[tuple[str, int], ...] = ()
+    task_max_tokens: tuple[tuple[str, int], ...] = ()
+    task_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    suite: str | None = None
+    published: tuple[Path, ...] = ()
+    prices: tuple[Path, ...] = ()
+    max_cost: float | None = None
+
+    def __post_init__(self) -> None:
+        def pairs(value: Any) -> tuple[tuple[str, Any], ...]:
+            items = value.items() if isinstance(value, Mapping) else value
+            return tuple((str(k), v) for k, v in items)
+
+        if isinstance(self.tasks, str):
+            object.__setattr__(self, "tasks", (self.tasks,))
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "data", tuple((k, Path(v)) for k, v in pairs(self.data)))
+        object.__setattr__(self, "options", tuple((k, str(v)) for k, v in pairs(self.options)))
+        object.__setattr__(self, "task_n", pairs(self.task_n))
+        object.__setattr__(self, "task_max_tokens", pairs(self.task_max_tokens))
+        object.__setattr__(self, "task_options", tuple(
+            (task, tuple((str(k), str(v)) for k, v in pairs(opts)))
+            for task, opts in pairs(self.task_options)))
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+        for name in ("tasks_dirs", "published", "prices"):
+            value = getattr(self, name)
+            value = (value,) if isinstance(value, (str, Path)) else value
+            object.__setattr__(self, name, tuple(Path(v) for v in value))
+        for name in ("out", "results_dir"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, Path(value))
+
+    def repeats(self, task: str, default: int) -> int:
+        """Repeats of ``task``: ``n`` if given, else the suite's, else the task's own."""
+        return self.n or dict(self.task_n).get(task) or default
 
     def identity(self) -> str:
         """A short hash of what determines the answers (not concurrency, not paths)."""
@@ -110,6 +170,11 @@ class RunConfig:
                self.seed, asdict(self.sampling), self.system_prompt]
         if self.options:
             key.append(sorted(self.options))
+        extra = {"profile": self.profile, "stop": list(self.stop),
+                 "task_n": sorted(self.task_n), "task_max_tokens": sorted(self.task_max_tokens),
+                 "task_options": sorted(self.task_options)}
+        if any(extra.values()):
+            key.append(extra)
         return hashlib.sha256(orjson.dumps(key, default=str)).hexdigest()[:10]
 
     def public(self) -> dict[str, Any]:
@@ -121,13 +186,21 @@ class RunConfig:
             "stream": self.stream, "sampling": asdict(self.sampling),
             "system_prompt": self.system_prompt, "max_retries": self.max_retries,
             "timeout": self.timeout, "grading": asdict(self.grading),
-            "options": dict(self.options),
+            "options": dict(self.options), "profile": self.profile, "stop": list(self.stop),
+            "task_n": dict(self.task_n), "task_max_tokens": dict(self.task_max_tokens),
+            "task_options": {k: dict(v) for k, v in self.task_options},
+            "suite": self.suite, "published": [str(p) for p in self.published],
+            "prices": [str(p) for p in self.prices], "max_cost": self.max_cost,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class GradeConfig:
-    """What ``evals grade`` was asked to do."""
+    """What ``evals grade`` was asked to do.
+
+    ``stop``: cut each response at the first of these before grading (``--stop``);
+    ``model``: the model that wrote the responses, for the published comparison.
+    """
 
     task: str
     responses: Path
@@ -137,6 +210,25 @@ class GradeConfig:
     results_dir: Path = Path("results")
     grading: GradingOptions = field(default_factory=GradingOptions)
     options: tuple[tuple[str, str], ...] = ()
+    stop: tuple[str, ...] = ()
+    model: str | None = None
+    published: tuple[Path, ...] = ()
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    """``text`` up to the first occurrence of any of ``stop`` (what a server given these
+    stop sequences would have returned; the stop string itself is not included).
+
+    Example:
+        >>> cut_at_stop("The answer is (B).\n\nQuestion: next", ("Question:",))
+        'The answer is (B).\n\n'
+    """
+    cut = len(text)
+    for item in stop:
+        at = text.find(item)
+        if 0 <= at < cut:
+            cut = at
+    return text[:cut]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +236,15 @@ class RunResult:
     """A finished run: its folder, its summary rows and manifest.
 
     ``summary`` is the same table as a pandas DataFrame (built anew on each access).
+    ``status`` is ``complete``, or ``budget`` when ``max_cost`` stopped it with
+    ``not_asked`` attempts left for a rerun.
     """
 
     out_dir: Path
     summary_rows: list[dict[str, Any]]
     manifest: dict[str, Any]
+    status: str = "complete"
+    not_asked: int = 0
 
     @property
     def summary(self) -> Any:
@@ -211,19 +307,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _build_body(cfg: RunConfig, task: Task, endpoint: Endpoint, attempt: Attempt
+def _build_body(cfg: RunConfig, request: TaskRequest, endpoint: Endpoint, attempt: Attempt
                 ) -> dict[str, Any]:
-    messages = attempt.sample.chat()
-    if cfg.system_prompt:
-        messages = [{"role": "system", "content": cfg.system_prompt}, *messages]
-    body: dict[str, Any] = {"model": cfg.model, "messages": messages}
-    max_tokens = cfg.sampling.max_tokens or task.max_tokens
-    if max_tokens:
-        body["max_tokens"] = max_tokens
-    if cfg.sampling.temperature is not None:
-        body["temperature"] = cfg.sampling.temperature
-    if cfg.sampling.top_p is not None:
-        body["top_p"] = cfg.sampling.top_p
+    messages: list[Any] = attempt.sample.chat()
+    if request.system is not None:
+        messages = [request.system, *messages]
+    body: dict[str, Any] = {"model": cfg.model, "messages": messages, **request.fields()}
     body[endpoint.seed_field] = attempt.seed
     if cfg.stream:
         body["stream"] = True
@@ -232,9 +321,38 @@ def _build_body(cfg: RunConfig, task: Task, endpoint: Endpoint, attempt: Attempt
     return body
 
 
+@dataclass(slots=True)
+class _Budget:
+    """``--max-cost``: what this invocation has spent on new answers (cached ones are
+    free), and how many attempts it left unasked once the budget was reached."""
+
+    limit: float | None
+    spent: float = 0.0
+    not_asked: int = 0
+
+    @property
+    def reached(self) -> bool:
+        return self.limit is not None and self.spent >= self.limit
+
+    def spend(self, cost: float | None) -> None:
+        self.spent += cost or 0.0
+
+
+def _cost(response: Response, price: Price | None) -> float | None:
+    """The cost the server reported, else the price table's for the usage reported."""
+    usage = response.usage
+    if usage.cost is not None:
+        return usage.cost
+    if price is None:
+        return None
+    return price.cost(usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens)
+
+
 def _row(attempt: Attempt, model: str, outcome: str, grade: Grade | None,
-         response: Response | None, cached: bool, error: str | None) -> dict[str, Any]:
+         response: Response | None, cached: bool, error: str | None,
+         price: Price | None = None) -> dict[str, Any]:
     usage = response.usage if response else None
+    cost = _cost(response, price) if response else None
     return {
         "task": attempt.task, "sample_id": attempt.sample.id, "repeat": attempt.repeat,
         "seed": attempt.seed, "model": model, "outcome": outcome,
@@ -249,7 +367,7 @@ def _row(attempt: Attempt, model: str, outcome: str, grade: Grade | None,
         "prompt_tokens": usage.prompt_tokens if usage else None,
         "completion_tokens": usage.completion_tokens if usage else None,
         "reasoning_tokens": usage.reasoning_tokens if usage else None,
-        "cost": usage.cost if usage else None,
+        "cost": cost,
         "latency_s": response.latency_s if response else None,
         "ttft_s": response.ttft_s if response else None,
         "retries": response.retries if response else None,
@@ -280,10 +398,10 @@ async def _grade(task: Task, response: Response, sample: Sample) -> tuple[str, G
     return outcome, grade
 
 
-def _attempts(tasks: list[Task], loaded: dict[str, LoadedData], cfg_n: int | None,
+def _attempts(tasks: list[Task], loaded: dict[str, LoadedData], cfg: RunConfig,
               seed: int) -> Iterator[tuple[Task, Attempt]]:
     for task in tasks:
-        n = cfg_n or task.n
+        n = cfg.repeats(task.name, task.n)
         for sample in loaded[task.name].samples:
             for repeat in range(n):
                 own = attempt_seed(seed, task.name, sample.id, repeat)
@@ -351,28 +469,26 @@ async def run(
         EndpointError: the endpoint refused the run (bad key, unknown model); everything
             answered so far is in the store, and rerunning resumes.
     """
-    if cfg.n is not None and cfg.n < 1:
-        raise ConfigError(f"--n {cfg.n}: the number of repeats must be at least 1.")
-    if cfg.concurrency < 1:
-        raise ConfigError(f"--concurrency {cfg.concurrency}: must be at least 1.")
-    registry = Registry(tasks_dirs=cfg.tasks_dirs)
-    tasks = configure_tasks(registry.get_many(cfg.tasks), cfg.options)
-    data = dict(cfg.data)
-    unknown = set(data) - {t.name for t in tasks}
-    if unknown:
-        raise ConfigError(
-            f"--data given for {', '.join(sorted(unknown))}, which is not among the tasks run "
-            f"({', '.join(cfg.tasks)}). Use --data TASK=PATH with one of those."
-        )
-    endpoint = resolve_endpoint(cfg.provider, cfg.base_url, cfg.api_key_env)
-    loaded = {t.name: load_task_data(t, data.get(t.name), cfg.limit) for t in tasks}
-    total = sum(len(loaded[t.name].samples) * (cfg.n or t.n) for t in tasks)
+    prepared = prepare_run(cfg)
+    tasks, endpoint, loaded, total = (prepared.tasks, prepared.endpoint, prepared.loaded,
+                                      prepared.total)
+    requests, price = prepared.requests, prepared.price
 
     out_dir = _out_dir(cfg.out, cfg.results_dir, cfg.tasks, cfg.model, cfg.identity())
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = _base_manifest("run", cfg.public(), loaded)
     manifest["endpoint"] = endpoint.public()
     manifest["simulated"] = False
+    manifest["profile"] = ({"name": prepared.profile.name,
+                            "description": prepared.profile.description}
+                           if prepared.profile else None)
+    manifest["repeats"] = prepared.repeats(cfg)
+    manifest["prompt_protocols"] = {t.name: t.protocol for t in tasks}
+    manifest["request_settings"] = {name: r.public() for name, r in requests.items()}
+    manifest["price"] = ({"provider": price.provider, "model": price.model,
+                          "input_per_m": price.input_per_m, "output_per_m": price.output_per_m,
+                          "reasoning_per_m": price.reasoning_per_m, "source": price.source}
+                         if price else None)
     write_manifest(out_dir, manifest)
 
     store = Store(out_dir / "store.sqlite")
@@ -381,7 +497,9 @@ async def run(
     client = ChatClient(endpoint, transport=transport, concurrency=cfg.concurrency,
                         retry=RetryPolicy(max_retries=cfg.max_retries), timeout=cfg.timeout,
                         seed=cfg.seed)
-    work = _attempts(tasks, loaded, cfg.n, cfg.seed)
+    work = _attempts(tasks, loaded, cfg, cfg.seed)
+    budget = _Budget(cfg.max_cost)
+    sent_bodies: dict[str, dict[str, Any]] = {}
     # A server that died mid-run: stop instead of failing every remaining attempt slowly.
     dead_after = max(8, 2 * cfg.concurrency)
 
@@ -392,7 +510,7 @@ async def run(
 
     def record(attempt: Attempt, outcome: str, grade: Grade | None, response: Response | None,
                cached: bool, error: str | None) -> None:
-        writer.write(_row(attempt, cfg.model, outcome, grade, response, cached, error))
+        writer.write(_row(attempt, cfg.model, outcome, grade, response, cached, error, price))
         progress.add(outcome, grade.correct if grade else None,
                      response.usage.completion_tokens if response else None, cached)
         if on_progress is not None:
@@ -414,13 +532,20 @@ async def run(
 
     async def worker(group: asyncio.TaskGroup) -> None:
         for task, attempt in work:
-            body = _build_body(cfg, task, endpoint, attempt)
+            body = _build_body(cfg, requests[task.name], endpoint, attempt)
+            if task.name not in sent_bodies:
+                sent_bodies[task.name] = {k: v for k, v in body.items()
+                                          if k not in ("messages", endpoint.seed_field)}
             key = request_key(body, attempt.repeat)
             response = store.get(key)
             cached = response is not None
             if response is None:
+                if budget.reached:
+                    budget.not_asked += 1
+                    continue
                 try:
                     response = await client.complete(body)
+                    budget.spend(_cost(response, price))
                 except RequestFailed as exc:
                     if client.stats.consecutive_failed >= dead_after:
                         raise EndpointError(
@@ -481,14 +606,18 @@ async def run(
             writer.close()
             await client.aclose()
 
-    manifest.update(status="complete", ended=_now(),
+    status = "budget" if budget.not_asked else "complete"
+    manifest.update(status=status, ended=_now(),
                     client={"sent": client.stats.sent, "retries": client.stats.retries,
                             "rate_limited": client.stats.rate_limited,
                             "failed": client.stats.failed},
-                    timing=_phase_timing(wall_started, cpu_started, prefetch))
+                    timing=_phase_timing(wall_started, cpu_started, prefetch),
+                    request_body=sent_bodies,
+                    budget={"max_cost": cfg.max_cost, "spent": round(budget.spent, 6),
+                            "not_asked": budget.not_asked})
     summary = finalize(out_dir, writer.path, manifest, {t.name: t.subsets for t in tasks},
-                       frozenset(t.name for t in tasks if t.pass_k))
-    return RunResult(out_dir, summary, manifest)
+                       frozenset(t.name for t in tasks if t.pass_k), prepared.published)
+    return RunResult(out_dir, summary, manifest, status, budget.not_asked)
 
 
 def _phase_timing(wall_started: float, cpu_started: float, prefetch: _Prefetch
@@ -584,6 +713,8 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
                 continue
             seen.add((sample_id, repeat))
             given = item.get("reasoning")
+            if cfg.stop:
+                text = cut_at_stop(text, cfg.stop)
             answer, reasoning, unclosed = assemble_answer(
                 text, given if isinstance(given, str) else "")
             finish = item.get("finish_reason")
@@ -610,9 +741,10 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
     ident = hashlib.sha256(str(cfg.responses.resolve()).encode()).hexdigest()[:10]
     out_dir = cfg.out or cfg.results_dir / f"graded-{_sanitize(task.name)}-{ident}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = f"(from {cfg.responses.name})"
+    model = cfg.model or f"(from {cfg.responses.name})"
     config = {"task": task.name, "responses": str(cfg.responses),
-              "data": str(cfg.data) if cfg.data else None, "model": model}
+              "data": str(cfg.data) if cfg.data else None, "model": model,
+              "stop": list(cfg.stop), "prompt_protocol": task.protocol}
     manifest = _base_manifest("grade", config, {task.name: loaded})
     writer = AttemptWriter(out_dir / "attempts.partial.jsonl")
 
@@ -635,6 +767,16 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
     finally:
         writer.close()
     manifest.update(status="complete", ended=_now())
+    context = None
+    if cfg.model:
+        from evals.published import RunSettings, load_published
+        from evals.verdicts import PublishedContext
+
+        repeats = max((a.repeat for a, _ in records), default=0) + 1
+        settings = RunSettings(n=repeats, temperature=None, top_p=None, max_tokens=None,
+                               prompt=task.protocol, since=None, until=None)
+        context = PublishedContext(cfg.model, load_published(cfg.published),
+                                   {task.name: settings})
     summary = finalize(out_dir, writer.path, manifest, {task.name: task.subsets},
-                       frozenset({task.name}) if task.pass_k else frozenset())
+                       frozenset({task.name}) if task.pass_k else frozenset(), context)
     return RunResult(out_dir, summary, manifest)

@@ -159,6 +159,19 @@ class AnswerBook:
         return book
 
 
+_SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens",
+                    "stop", "reasoning_effort")
+
+
+def _system_of(messages: Any) -> Any:
+    """The content of the first system message (a string or Mistral's chunks), or None."""
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict) and message.get("role") == "system":
+                return message.get("content")
+    return None
+
+
 def _prompt_of(messages: Any) -> str:
     if isinstance(messages, list):
         for message in reversed(messages):
@@ -273,6 +286,9 @@ class _Simulator:
             "t": time.time(), "model": model, "seed": seed, "stream": stream,
             "task": entry.task if entry else None,
             "sample_id": entry.sample.id if entry else None,
+            # What was asked besides the prompt, for tests of what the harness sends.
+            "sampling": {k: body[k] for k in _SAMPLING_FIELDS if k in body},
+            "system": _system_of(body.get("messages")),
         }
         draw = self.fault_rng.random()
         for fault, rate in (("429", cfg.fault_429), ("500", cfg.fault_500),

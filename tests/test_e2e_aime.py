@@ -65,9 +65,13 @@ def test_rerun_requests_nothing_already_answered(simulator, aime2025_path, tmp_p
         assert len(read_log(sim.request_log)) == asked == 60
     df = _table(second.out_dir)
     assert df["cached"].all() and len(df) == 60
+    timing = [c for c in first.summary.columns
+              if c.startswith(("mean_latency_s", "latency_s_", "ttft_s_", "output_tps_"))]
+    assert list(second.summary["resumed"]) == list(second.summary["attempts"])
+    assert not first.summary["resumed"].any()
     pd.testing.assert_frame_equal(
-        first.summary.drop(columns=["mean_latency_s"]),
-        second.summary.drop(columns=["mean_latency_s"]),
+        first.summary.drop(columns=[*timing, "resumed"]),
+        second.summary.drop(columns=[*timing, "resumed"]),
     )
 
 
