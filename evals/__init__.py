@@ -63,6 +63,11 @@ _LAZY = {
 }
 
 
+def __dir__() -> list[str]:
+    """The public names (lazily imported ones included), for ``dir(evals)`` and completion."""
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

@@ -27,12 +27,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.group(context_settings={"help_option_names": ["-h", "--help"],
                                "max_content_width": 100})
 def app() -> None:
-    """Evaluate reasoning models on AIME-style benchmarks through OpenAI-compatible APIs."""
+    """Evaluate reasoning models through OpenAI-compatible APIs, and compare with their
+    published scores.
+
+    Benchmarks: math (AIME 2024, AIME 2025, MATH-500), multiple choice (GPQA Diamond,
+    MMLU-Pro) and code (LiveCodeBench, HumanEval; run in a sandbox). `evals demo` runs the
+    whole pipeline offline on a simulated model; `evals list` shows tasks, suites, profiles
+    and providers.
+    """
 
 
 def data_option(f: F) -> F:
     return click.option("--data", multiple=True, help="Local data file: PATH (one task) or "
                         "TASK=PATH; repeatable.")(f)
+
+
+def skip_bad_rows_option(f: F) -> F:
+    return click.option("--skip-bad-rows", is_flag=True, default=False,
+                        help="Leave out data rows the task cannot read (listed in the summary "
+                        "and the manifest) instead of refusing the file.")(f)
 
 
 def tasks_dir_option(f: F) -> F:
@@ -72,6 +85,17 @@ def grading_options(f: F) -> F:
     return f
 
 
+def make_console(stderr: bool = False) -> Any:
+    """A rich console; off a terminal (a CI log, a pipe) as wide as ``$COLUMNS`` or 200
+    columns, so tables are not cut at rich's default of 80."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=stderr, width=200)
+    return console
+
+
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
@@ -106,11 +130,42 @@ def _fail(exc: BaseException) -> None:
     raise click.exceptions.Exit(2)
 
 
+#: Seconds between two plain progress lines off a terminal ($EVALS_PROGRESS_INTERVAL).
+PROGRESS_INTERVAL_S = 10.0
+
+
+def _plain_progress() -> Callable[[Any, Any], None]:
+    """Off a terminal (a CI log, ``nohup``), one plain line at a steady interval: done of
+    total, score so far, errors, retries, rate; and one when the last attempt is done."""
+    try:
+        interval = float(os.environ.get("EVALS_PROGRESS_INTERVAL", PROGRESS_INTERVAL_S))
+    except ValueError:
+        interval = PROGRESS_INTERVAL_S
+    state = {"last": 0.0}
+
+    def hook(progress: Any, client: Any) -> None:
+        now = time.perf_counter()
+        finished = progress.done >= progress.total
+        if now - state["last"] < interval and not finished:
+            return
+        state["last"] = now
+        elapsed = max(1e-9, now - progress.started)
+        score = progress.score
+        asked = progress.done - progress.cached
+        print(f"progress: {progress.done}/{progress.total} attempts "
+              f"({100 * progress.done / max(1, progress.total):.0f}%), score so far "
+              f"{'-' if score is None else f'{score:.3f}'}, errors {progress.errors}, "
+              f"retries {client.stats.retries}, {asked / elapsed:.1f} asked/s, "
+              f"{progress.cached} from the store, {elapsed:.0f} s", flush=True)
+
+    return hook
+
+
 def _progress_hook(console: Any) -> tuple[Any, Any]:
     """A rich progress bar and the hook that feeds it; nothing (not even the import) when
     the output is not a terminal (CI logs, pipes), where a bar is not drawn anyway."""
     if not console.is_terminal:
-        return contextlib.nullcontext(), None
+        return contextlib.nullcontext(), _plain_progress()
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -194,9 +249,17 @@ def _print_summary(console: Any, result: Any) -> None:
         if ks:
             console.print(f"{row['task']}: " + ", ".join(f"{k} {row[k]:.3f}" for k in ks))
     errors = sum(int(row["error"]) for row in main)
+    unscored = sum(int(row["grading_failed"]) for row in main)
     if errors:
         console.print(f"[yellow]{errors} attempt(s) failed after their retries and are not "
                       "scored; rerun the same command to retry exactly those.[/]")
+    if unscored:
+        console.print(f"[yellow]{unscored} answer(s) could not be graded (outcome "
+                      "grading_failed; the reason is in the per-attempt table).[/]")
+    manifest = result.manifest
+    if "attempts_resumed" in manifest:
+        console.print(f"Attempts: {manifest['attempts_asked']} asked, "
+                      f"{manifest['attempts_resumed']} resumed from the store.")
     console.print(f"Run folder: {result.out_dir}")
 
 
@@ -240,7 +303,8 @@ def _print_published(console: Any, result: Any) -> None:
 @click.option("--provider", help="Provider preset (see `evals list`).")
 @click.option("--base-url", help="OpenAI-compatible base URL.")
 @click.option("--api-key-env", help="Environment variable holding the API key.")
-@click.option("--n", "n", type=int, help="Repeats per problem.")
+@click.option("--n", "n", type=int, show_default="the task's",
+              help="Repeats per problem.")
 @click.option("--limit", type=int, help="Only the first K problems.")
 @click.option("--concurrency", type=int, default=64, show_default=True,
               help="Most requests in flight.")
@@ -270,6 +334,7 @@ def _print_published(console: Any, result: Any) -> None:
               "you want; prints the n it needs.")
 @click.option("--max-cost", type=float, help="Stop asking once this invocation has spent "
               "this many USD (resumable).")
+@skip_bad_rows_option
 @tasks_dir_option
 @click.option("--max-retries", type=int, default=8, show_default=True,
               help="Retries per request.")
@@ -287,16 +352,15 @@ def run(
     option: tuple[str, ...], grade_timeout: float, grading_processes: int | None,
     unsafe_no_sandbox: bool, suite: str | None, profile: str | None, top_k: int | None,
     stop: tuple[str, ...], published: tuple[Path, ...], prices: tuple[Path, ...],
-    dry_run: bool, target_ci: float | None, max_cost: float | None,
+    dry_run: bool, target_ci: float | None, max_cost: float | None, skip_bad_rows: bool,
 ) -> None:
     """Run TASKS (or a --suite) against a model and write a run folder (rerun the same
     command to resume)."""
-    from rich.console import Console
 
     from evals.runner import RunConfig, Sampling
     from evals.runner import run as run_pipeline
 
-    console = Console()
+    console = make_console()
     try:
         from_suite = _suite_fields(suite, tasks, model, profile)
         tasks = from_suite.pop("tasks")
@@ -312,7 +376,7 @@ def run(
                                    unsafe_no_sandbox=unsafe_no_sandbox),
             options=task_options(since, until, release, option), stop=tuple(stop),
             published=tuple(published), prices=tuple(prices), max_cost=max_cost,
-            **from_suite,
+            skip_bad_rows=skip_bad_rows, **from_suite,
         )
         if target_ci is not None and not dry_run:
             raise ConfigError("--target-ci goes with --dry-run: add --dry-run to see the n "
@@ -337,9 +401,13 @@ def run(
                       "asked. Rerun the same command (with a budget left) to continue; "
                       "nothing answered is asked again.[/]")
         raise click.exceptions.Exit(EXIT_INCOMPLETE)
+    if result.status == "incomplete":
+        raise click.exceptions.Exit(EXIT_INCOMPLETE)
 
 
-#: Exit status of a run that ended without scoring every attempt (a budget reached).
+#: Exit status of a run that ended without scoring every attempt: requests that failed after
+#: their retries, answers that could not be graded, or a budget reached. (2: the input was
+#: refused or the endpoint refused the run; 130: interrupted.)
 EXIT_INCOMPLETE = 3
 
 
@@ -426,22 +494,22 @@ def _print_dry_run(console: Any, cfg: Any, target_ci: float | None) -> None:
               "comparison).")
 @click.option("--published", multiple=True, type=click.Path(path_type=Path),
               help="Extra published-scores CSV; repeatable.")
+@skip_bad_rows_option
 @tasks_dir_option
 @task_option_options
 @grading_options
 def grade(
     task: str, responses: Path, data: Path | None, out: Path | None, stop: tuple[str, ...],
-    model: str | None, published: tuple[Path, ...],
+    model: str | None, published: tuple[Path, ...], skip_bad_rows: bool,
     tasks_dir: tuple[Path, ...], since: str | None, until: str | None, release: str | None,
     option: tuple[str, ...], grade_timeout: float, grading_processes: int | None,
     unsafe_no_sandbox: bool,
 ) -> None:
     """Grade responses produced elsewhere, with no model call, into a run folder."""
-    from rich.console import Console
 
     from evals.runner import GradeConfig, grade_responses
 
-    console = Console()
+    console = make_console()
     try:
         cfg = GradeConfig(task=task, responses=responses, data=data, out=out,
                           tasks_dirs=tuple(tasks_dir or ()),
@@ -449,7 +517,8 @@ def grade(
                                                  processes=grading_processes,
                                                  unsafe_no_sandbox=unsafe_no_sandbox),
                           options=task_options(since, until, release, option),
-                          stop=tuple(stop), model=model, published=tuple(published))
+                          stop=tuple(stop), model=model, published=tuple(published),
+                          skip_bad_rows=skip_bad_rows)
         if any(not item for item in stop):
             raise ConfigError("--stop '': a stop sequence cannot be empty.")
         result = _run_async(grade_responses(cfg))
@@ -462,13 +531,12 @@ def grade(
 @tasks_dir_option
 def list_(tasks_dir: tuple[Path, ...]) -> None:
     """List the tasks and the provider presets."""
-    from rich.console import Console
     from rich.table import Table
 
     from evals.providers import PROVIDERS
     from evals.registry import Registry
 
-    console = Console()
+    console = make_console()
     try:
         registry = Registry(tasks_dirs=tuple(tasks_dir or ()))
         described = [(name, doc, registry.get(name)) for name, doc in registry.describe()]
@@ -589,8 +657,13 @@ def simulate(
         _fail(exc)
 
     def ready(bound: int) -> None:
+        data_args = "".join(f" --data {v}" for v in data)
+        option_args = "".join(f" --option {k}={v}"
+                              for k, v in task_options(since, until, release, option))
         print(f"evals simulator listening on http://{host}:{bound}/v1 "
-              f"({len(book)} prompts, accuracy {accuracy})", flush=True)
+              f"({len(book)} prompts, accuracy {accuracy}). Point a run at it:\n"
+              f"  evals run {' '.join(task)} --base-url http://{host}:{bound}/v1 "
+              f"--model sim-model{data_args}{option_args}", flush=True)
 
     try:
         serve(config, book, host, port, request_log=request_log, ready=ready)
@@ -605,13 +678,12 @@ def simulate(
               help="Simulated accuracy.")
 def demo(out: Path, accuracy: float) -> None:
     """Run the whole pipeline offline against the built-in simulated model server."""
-    from rich.console import Console
 
     from evals.runner import RunConfig
     from evals.runner import run as run_pipeline
     from evals.simulator import AnswerBook, SimConfig, SimulatorThread
 
-    console = Console()
+    console = make_console()
     console.print("[bold]Demo[/]: starting the simulated model server (not a real model) and "
                   "running the shipped demo_math problems through the whole pipeline.")
     try:

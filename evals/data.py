@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -38,12 +37,14 @@ class LoadedData:
         source: ``"hub:ID (config C, split S, revision R)"`` or the local file's path.
         fingerprint: sha256 of the file, or of the hub rows as loaded.
         rows: rows in the source (before ``limit``).
+        skipped: rows left out with ``skip_bad_rows``: (1-based row, the problem).
     """
 
     samples: list[Sample]
     source: str
     fingerprint: str
     rows: int
+    skipped: tuple[tuple[int, str], ...] = ()
 
 
 def cache_dir() -> Path:
@@ -95,8 +96,31 @@ def _write_cache(path: Path, rows: list[dict[str, Any]]) -> None:
         pass  # a cache that cannot be written only costs time
 
 
+def _check_json_lines(path: Path) -> None:
+    """A JSON-lines file's first undecodable line, by its 1-based number, before
+    ``datasets`` reports it as a byte position."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if number == 1 and line.lstrip().startswith(b"["):
+                return  # a JSON array, not JSON lines: datasets reads it whole
+            if not line.strip():
+                continue
+            try:
+                orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise DataError(
+                    f"--data {path}: line {number} is not valid JSON ({exc.msg}). Fix or remove "
+                    "that line: a JSON-lines file holds one JSON object per line."
+                ) from None
+
+
 def _load_local(path: Path) -> list[dict[str, Any]]:
     fmt = _format_of(path)
+    if fmt == "json":
+        _check_json_lines(path)
     import datasets
 
     datasets.disable_progress_bars()
@@ -232,36 +256,59 @@ def _rows_for(task: Task, data: Path | None) -> tuple[list[dict[str, Any]], str,
     return rows, f"hub:{spec.describe()}", fingerprint
 
 
-def _samples(task: Task, rows: list[dict[str, Any]], source: str) -> Iterator[Sample]:
-    problems: list[str] = []
+def _row_list(numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:_MAX_REPORTED])
+    more = f" and {len(numbers) - _MAX_REPORTED} more" if len(numbers) > _MAX_REPORTED else ""
+    return f"row{'s' if len(numbers) > 1 else ''} {shown}{more}"
+
+
+def _samples(task: Task, rows: list[dict[str, Any]], source: str, skip_bad_rows: bool
+             ) -> tuple[list[Sample], list[tuple[int, str]]]:
+    """The rows as samples, and the rows that could not be read (1-based, problem).
+
+    Raises:
+        DataError: some rows are malformed and ``skip_bad_rows`` is off: one line per
+            distinct problem, with how many rows have it and which.
+    """
+    problems: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
+    samples: list[Sample] = []
     for index, row in enumerate(rows):
         try:
             sample = task.to_sample(row, index)
         except (KeyError, ValueError, TypeError, DataError) as exc:  # one bad row, listed
-            problems.append(f"row {index + 1}: {type(exc).__name__}: {exc}")
+            message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+            problems.append((index + 1, f"{type(exc).__name__}: {message}"))
             continue
         if sample.id in seen:
-            problems.append(f"row {index + 1}: id {sample.id!r} repeats row {seen[sample.id] + 1}")
+            problems.append((index + 1, f"id {sample.id!r} repeats row {seen[sample.id] + 1}"))
             continue
         seen[sample.id] = index
-        yield sample
-    if problems:
-        shown = "; ".join(problems[:_MAX_REPORTED])
-        more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
+        samples.append(sample)
+    if problems and not skip_bad_rows:
+        by_problem: dict[str, list[int]] = {}
+        for number, problem in problems:
+            by_problem.setdefault(problem, []).append(number)
+        lines = [f"  {len(numbers)} x {problem} ({_row_list(numbers)})"
+                 for problem, numbers in by_problem.items()]
         raise DataError(
-            f"{len(problems)} malformed row(s) in {source} for task {task.name!r}: {shown}{more}. "
-            "Fix those rows, or check that the file has the fields this task expects."
+            f"{len(problems)} of {len(rows)} row(s) in {source} cannot be read by task "
+            f"{task.name!r}. Fix those rows, check that the file has the fields this task "
+            "expects, or leave them out with --skip-bad-rows:\n" + "\n".join(lines)
         )
+    return samples, problems
 
 
-def load_task_data(task: Task, data: Path | None = None, limit: int | None = None) -> LoadedData:
+def load_task_data(task: Task, data: Path | None = None, limit: int | None = None,
+                   skip_bad_rows: bool = False) -> LoadedData:
     """Load a task's samples.
 
     Args:
         task: the task.
         data: a local file replacing the task's hub source (``--data``).
         limit: keep only the first ``limit`` problems (``--limit``); ``None`` keeps all.
+        skip_bad_rows: leave out rows the task cannot read (listed in ``skipped``)
+            instead of refusing the file.
 
     Raises:
         DataError: the source cannot be read (offline without ``--data``, gated without a
@@ -269,9 +316,10 @@ def load_task_data(task: Task, data: Path | None = None, limit: int | None = Non
             listed by position, nothing is half-loaded).
     """
     rows, source, fingerprint = _rows_for(task, data)
-    samples = list(_samples(task, rows, source))
+    samples, skipped = _samples(task, rows, source, skip_bad_rows)
     if task.keep is not None:
         samples = [s for s in samples if task.keep(s)]
     if limit is not None:
         samples = samples[:limit]
-    return LoadedData(samples=samples, source=source, fingerprint=fingerprint, rows=len(rows))
+    return LoadedData(samples=samples, source=source, fingerprint=fingerprint, rows=len(rows),
+                      skipped=tuple(skipped))

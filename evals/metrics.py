@@ -119,8 +119,8 @@ def percentile(values: list[float], q: float) -> float:
 class _Group:
     """Running totals of one (task, subset value) group."""
 
-    __slots__ = ("attempts", "cached", "cost", "outcomes", "problems", "repeats", "retries",
-                 "samples", "sums", "votes")
+    __slots__ = ("attempts", "cached", "cost", "outcomes", "per_problem", "problems", "repeats",
+                 "retries", "samples", "sums", "votes")
 
     def __init__(self) -> None:
         self.attempts = 0
@@ -128,6 +128,7 @@ class _Group:
         self.cached = 0
         self.retries = 0
         self.problems: dict[str, list[int]] = {}  # id -> [correct, scored]
+        self.per_problem: dict[str, int] = {}  # id -> attempts
         self.votes: dict[str, list[tuple[int, str | None, bool]]] = {}  # id -> scored votes
         self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         self.sums = {c: [0.0, 0] for c in _SUMS}
@@ -140,6 +141,7 @@ class _Group:
         outcome = row["outcome"]
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         tally = self.problems.setdefault(row["sample_id"], [0, 0])
+        self.per_problem[row["sample_id"]] = self.per_problem.get(row["sample_id"], 0) + 1
         if outcome in SCORED_OUTCOMES:
             tally[1] += 1
             tally[0] += bool(row["correct"])
@@ -195,6 +197,7 @@ class _Group:
             "problems": len(self.problems),
             "attempts": self.attempts,
             "repeats": self.repeats,
+            "min_repeats": min(self.per_problem.values(), default=0),
             "scored": scored,
             "correct": sum(c for c, _ in self.problems.values()),
             "score": mean,

@@ -19,7 +19,7 @@ from evals.records import OUTCOMES
 if TYPE_CHECKING:
     from evals.verdicts import PublishedContext
 
-__all__ = ["COLUMNS", "AttemptWriter", "finalize", "read_attempts", "write_manifest"]
+__all__ = ["COLUMNS", "JSON_COLUMNS", "AttemptWriter", "finalize", "read_attempts", "write_manifest"]
 
 #: The per-attempt table's columns, in order, with their Arrow types.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -48,7 +48,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("error", "string"),
     ("simulated", "bool"),
     ("metadata", "string"),
+    ("messages", "string"),
 )
+
+#: Columns holding JSON text in the Parquet table, written as JSON values (not strings of
+#: JSON) in ``samples.jsonl``.
+JSON_COLUMNS = ("details", "metadata", "messages")
 
 
 class AttemptWriter:
@@ -111,9 +116,26 @@ def _write_table(partial: Path, out_dir: Path) -> tuple[list[dict[str, Any]], bo
                 writer.write_table(table)
                 slim.extend(table.select(list(_SUMMARY_FIELDS)).to_pylist())
     os.replace(tmp, out_dir / "samples.parquet")
-    os.replace(partial, out_dir / "samples.jsonl")
+    _write_jsonl(partial, out_dir / "samples.jsonl")
+    partial.unlink()
     # (Not pyarrow.compute's ``any``: importing that module costs 0.1-0.2 s.)
     return slim, any(row["simulated"] for row in slim)
+
+
+def _write_jsonl(partial: Path, target: Path) -> None:
+    """``samples.jsonl``: the partial rows with their JSON columns as nested values, line by
+    line (memory stays bounded)."""
+    tmp = target.with_suffix(".jsonl.tmp")
+    with partial.open("rb") as src, tmp.open("wb") as dst:
+        for line in src:
+            if not line.strip():
+                continue
+            row = orjson.loads(line)
+            for column in JSON_COLUMNS:
+                if isinstance(row.get(column), str):
+                    row[column] = orjson.loads(row[column])
+            dst.write(orjson.dumps(row) + b"\n")
+    os.replace(tmp, target)
 
 
 def read_attempts(run_dir: Path, columns: list[str] | None = None) -> Any:

@@ -43,13 +43,20 @@ def render_summary_md(summary: list[dict[str, Any]], manifest: dict[str, Any],
     if simulated:
         parts += [SIMULATED_BANNER, ""]
     endpoint = manifest.get("endpoint") or {}
-    parts.append(
-        f"Endpoint: {endpoint.get('provider', '-')} {endpoint.get('base_url', '')}; "
-        f"seed {cfg.get('seed', '-')}; repeats {cfg.get('n') or 'task default'}; "
-        f"started {manifest.get('started', '-')}."
-    )
-    parts.append("")
     main = [r for r in summary if not r["subset"]]
+    repeats = ", ".join(sorted({_repeats_text(r) for r in main})) or "-"
+    if manifest.get("kind") == "grade":
+        parts.append(f"Recorded responses: {cfg.get('responses', '-')} (graded with no model "
+                     f"call); repeats per problem {repeats}; graded "
+                     f"{manifest.get('started', '-')}.")
+    else:
+        parts.append(
+            f"Endpoint: {endpoint.get('provider', '-')} {endpoint.get('base_url', '')}; "
+            f"seed {cfg.get('seed', '-')}; repeats per problem {repeats}; "
+            f"started {manifest.get('started', '-')}."
+        )
+    parts.append("")
+    parts += _status_md(main, manifest)
     header = ["task", "score", "SE", "95% CI", "problems", "repeats", "scored", "errors",
               "truncated", "mean tokens"]
     rows = [
@@ -88,6 +95,40 @@ def render_summary_md(summary: list[dict[str, Any]], manifest: dict[str, Any],
                                  [[r["task"], r["subset"], r["value"], r["score"], r["se"],
                                    r["problems"], r["scored"]] for r in subs]), ""]
     return "\n".join(parts)
+
+
+def _repeats_text(row: dict[str, Any]) -> str:
+    """The repeats per problem of a task: one number, or the range when they differ (a
+    rerun that could not finish, recorded responses with uneven repeats)."""
+    low, high = row.get("min_repeats", row["repeats"]), row["repeats"]
+    return f"{row['task']}: {low}" if low == high else f"{row['task']}: {low}-{high}"
+
+
+def _status_md(main: list[dict[str, Any]], manifest: dict[str, Any]) -> list[str]:
+    lines = []
+    errors = sum(int(r["error"]) for r in main)
+    unscored = sum(int(r["grading_failed"]) for r in main)
+    if errors:
+        lines.append(f"**{errors} attempt(s) not scored**: their requests failed after all "
+                     "retries. Rerunning the same command retries exactly those.")
+    if unscored:
+        lines.append(f"**{unscored} answer(s) not scored**: the grader could not decide "
+                     "(`grading_failed`; the reason is in the per-attempt table).")
+    budget = manifest.get("budget") or {}
+    if budget.get("not_asked"):
+        lines.append(f"**Stopped at the budget** (--max-cost {budget.get('max_cost')}): "
+                     f"{budget['not_asked']} attempt(s) not asked; rerun to continue.")
+    if "attempts_resumed" in manifest:
+        lines.append(f"Attempts: {manifest['attempts_asked']} asked, "
+                     f"{manifest['attempts_resumed']} resumed from the store.")
+    skipped = {name: d.get("skipped_rows") for name, d in (manifest.get("datasets") or {}).items()
+               if d.get("skipped_rows")}
+    for name, rows in skipped.items():
+        shown = "; ".join(f"row {r['row']}: {r['problem']}" for r in rows[:10])
+        more = f" (and {len(rows) - 10} more)" if len(rows) > 10 else ""
+        lines.append(f"**{len(rows)} data row(s) of {name} skipped** (--skip-bad-rows): "
+                     f"{shown}{more}.")
+    return [*(f"{line}\n" for line in lines)] if lines else []
 
 
 def _published_md(main: list[dict[str, Any]], comparisons: Sequence[dict[str, Any]],

@@ -29,7 +29,7 @@ import orjson
 
 from evals.client import ChatClient, RetryPolicy
 from evals.data import LoadedData, load_task_data
-from evals.errors import DataError, EndpointError, EvalsError, RequestFailed
+from evals.errors import ConfigError, DataError, EndpointError, EvalsError, RequestFailed
 from evals.grading.context import GradingContext, GradingOptions
 from evals.output import AttemptWriter, finalize, write_manifest
 from evals.prepare import prepare_run
@@ -99,6 +99,8 @@ class RunConfig:
             ``--prices``) beside the shipped ones.
         max_cost: stop asking once this invocation's measured cost (USD) reaches it;
             rerunning resumes.
+        skip_bad_rows: leave out data rows the task cannot read (listed in the manifest
+            and the summary) instead of refusing the file.
 
     ``data`` may be given as a dict ``{"aime2025": "path.jsonl"}`` and paths as plain
     strings; they are normalised to tuples and ``Path`` objects.
@@ -133,6 +135,7 @@ class RunConfig:
     published: tuple[Path, ...] = ()
     prices: tuple[Path, ...] = ()
     max_cost: float | None = None
+    skip_bad_rows: bool = False
 
     def __post_init__(self) -> None:
         def pairs(value: Any) -> tuple[tuple[str, Any], ...]:
@@ -191,6 +194,7 @@ class RunConfig:
             "task_options": {k: dict(v) for k, v in self.task_options},
             "suite": self.suite, "published": [str(p) for p in self.published],
             "prices": [str(p) for p in self.prices], "max_cost": self.max_cost,
+            "skip_bad_rows": self.skip_bad_rows,
         }
 
 
@@ -213,6 +217,7 @@ class GradeConfig:
     stop: tuple[str, ...] = ()
     model: str | None = None
     published: tuple[Path, ...] = ()
+    skip_bad_rows: bool = False
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
@@ -279,6 +284,7 @@ class Progress:
         self.scored = 0
         self.correct = 0
         self.errors = 0
+        self.unscored = 0  # grading_failed
         self.cached = 0
         self.tokens = 0
         self.started = time.perf_counter()
@@ -287,6 +293,8 @@ class Progress:
         self.done += 1
         if outcome == "error":
             self.errors += 1
+        elif outcome == "grading_failed":
+            self.unscored += 1
         elif outcome in SCORED_OUTCOMES:
             self.scored += 1
             self.correct += bool(correct)
@@ -297,6 +305,27 @@ class Progress:
     @property
     def score(self) -> float | None:
         return self.correct / self.scored if self.scored else None
+
+
+def writable_folder(folder: Path) -> None:
+    """Create ``folder`` (the run folder) and check it can be written, before anything is
+    sent.
+
+    Raises:
+        ConfigError: it cannot be created or written (a file in the way, a read-only file
+            system, a system folder), with the reason and the fix.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".evals-write-check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"--out {folder}: cannot write the run folder there ({reason}). Choose a folder "
+            "you can write to, e.g. --out results/my-run."
+        ) from None
 
 
 def _sanitize(text: str) -> str:
@@ -350,7 +379,7 @@ def _cost(response: Response, price: Price | None) -> float | None:
 
 def _row(attempt: Attempt, model: str, outcome: str, grade: Grade | None,
          response: Response | None, cached: bool, error: str | None,
-         price: Price | None = None) -> dict[str, Any]:
+         price: Price | None = None, messages: str | None = None) -> dict[str, Any]:
     usage = response.usage if response else None
     cost = _cost(response, price) if response else None
     return {
@@ -374,6 +403,8 @@ def _row(attempt: Attempt, model: str, outcome: str, grade: Grade | None,
         "cached": cached, "error": error,
         "simulated": bool(response and response.simulated),
         "metadata": _metadata_json(attempt.sample.metadata),
+        "messages": messages if messages is not None else _messages_json(
+            None, attempt.sample.messages),
     }
 
 
@@ -381,6 +412,14 @@ def _row(attempt: Attempt, model: str, outcome: str, grade: Grade | None,
 def _metadata_json(metadata: tuple[tuple[str, str | int | float | None], ...]) -> str:
     """A sample's metadata as JSON, made once per sample rather than once per repeat."""
     return orjson.dumps(dict(metadata)).decode()
+
+
+@functools.lru_cache(maxsize=4096)
+def _messages_json(system: str | None, messages: tuple[tuple[str, str], ...]) -> str:
+    """The prompt as sent (``system``: the system message as JSON), made once per prompt."""
+    chat = b",".join(orjson.dumps({"role": role, "content": content})
+                     for role, content in messages)
+    return "[" + (system + "," if system else "") + chat.decode() + "]"
 
 
 def _details_json(details: dict[str, Any]) -> str:
@@ -436,7 +475,8 @@ def _base_manifest(kind: str, config: dict[str, Any], loaded: dict[str, LoadedDa
         "config": config,
         "datasets": {
             name: {"source": d.source, "fingerprint": d.fingerprint, "rows": d.rows,
-                   "problems_used": len(d.samples)}
+                   "problems_used": len(d.samples),
+                   "skipped_rows": [{"row": row, "problem": why} for row, why in d.skipped]}
             for name, d in loaded.items()
         },
         "seeds": {
@@ -475,7 +515,7 @@ async def run(
     requests, price = prepared.requests, prepared.price
 
     out_dir = _out_dir(cfg.out, cfg.results_dir, cfg.tasks, cfg.model, cfg.identity())
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(out_dir)
     manifest = _base_manifest("run", cfg.public(), loaded)
     manifest["endpoint"] = endpoint.public()
     manifest["simulated"] = False
@@ -499,6 +539,8 @@ async def run(
                         seed=cfg.seed)
     work = _attempts(tasks, loaded, cfg, cfg.seed)
     budget = _Budget(cfg.max_cost)
+    systems = {name: orjson.dumps(r.system).decode() if r.system else None
+               for name, r in requests.items()}
     sent_bodies: dict[str, dict[str, Any]] = {}
     # A server that died mid-run: stop instead of failing every remaining attempt slowly.
     dead_after = max(8, 2 * cfg.concurrency)
@@ -510,7 +552,9 @@ async def run(
 
     def record(attempt: Attempt, outcome: str, grade: Grade | None, response: Response | None,
                cached: bool, error: str | None) -> None:
-        writer.write(_row(attempt, cfg.model, outcome, grade, response, cached, error, price))
+        system = systems[attempt.task]
+        writer.write(_row(attempt, cfg.model, outcome, grade, response, cached, error, price,
+                          _messages_json(system, attempt.sample.messages)))
         progress.add(outcome, grade.correct if grade else None,
                      response.usage.completion_tokens if response else None, cached)
         if on_progress is not None:
@@ -606,7 +650,8 @@ async def run(
             writer.close()
             await client.aclose()
 
-    status = "budget" if budget.not_asked else "complete"
+    status = ("budget" if budget.not_asked
+              else "incomplete" if progress.errors or progress.unscored else "complete")
     manifest.update(status=status, ended=_now(),
                     client={"sent": client.stats.sent, "retries": client.stats.retries,
                             "rate_limited": client.stats.rate_limited,
@@ -614,7 +659,10 @@ async def run(
                     timing=_phase_timing(wall_started, cpu_started, prefetch),
                     request_body=sent_bodies,
                     budget={"max_cost": cfg.max_cost, "spent": round(budget.spent, 6),
-                            "not_asked": budget.not_asked})
+                            "not_asked": budget.not_asked},
+                    attempts_resumed=progress.cached,
+                    attempts_asked=progress.done - progress.cached,
+                    not_scored={"error": progress.errors, "grading_failed": progress.unscored})
     summary = finalize(out_dir, writer.path, manifest, {t.name: t.subsets for t in tasks},
                        frozenset(t.name for t in tasks if t.pass_k), prepared.published)
     return RunResult(out_dir, summary, manifest, status, budget.not_asked)
@@ -684,7 +732,7 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
 
     registry = Registry(tasks_dirs=cfg.tasks_dirs)
     task = configure_tasks([registry.get(cfg.task)], cfg.options)[0]
-    loaded = load_task_data(task, cfg.data)
+    loaded = load_task_data(task, cfg.data, skip_bad_rows=cfg.skip_bad_rows)
     by_id = {s.id: s for s in loaded.samples}
     if not cfg.responses.is_file():
         raise DataError(f"--responses {cfg.responses}: no such file.")
@@ -740,7 +788,7 @@ async def grade_responses(cfg: GradeConfig) -> RunResult:
         )
     ident = hashlib.sha256(str(cfg.responses.resolve()).encode()).hexdigest()[:10]
     out_dir = cfg.out or cfg.results_dir / f"graded-{_sanitize(task.name)}-{ident}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(out_dir)
     model = cfg.model or f"(from {cfg.responses.name})"
     config = {"task": task.name, "responses": str(cfg.responses),
               "data": str(cfg.data) if cfg.data else None, "model": model,

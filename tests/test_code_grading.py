@@ -436,10 +436,10 @@ def test_bad_rows_are_listed_with_their_field_not_as_an_option(tmp_path: Path) -
     rows[1]["private_test_cases"] = "not base64 at all!"
     bad = tmp_path / "lcb.jsonl"
     bad.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    with pytest.raises(DataError, match="2 malformed row") as info:
+    with pytest.raises(DataError, match="2 of 3 row") as info:
         load_task_data(Registry().get("livecodebench"), bad)
     message = str(info.value)
-    assert "row 1:" in message and "August 2024" in message and "row 2:" in message
+    assert "August 2024' (row 1)" in message and "(row 2)" in message
     assert "--contest_date" not in message
 
 

@@ -105,10 +105,11 @@ def test_malformed_rows_are_listed_by_position(tmp_path):
     with pytest.raises(DataError) as info:
         load_task_data(Registry().get("aime2025"), path)
     message = str(info.value)
-    assert "3 malformed row(s)" in message and str(path) in message
-    assert "row 2" in message and "answer" in message
-    assert "row 3" in message and "'five' is not an integer" in message
-    assert "row 4" in message and "repeats row 1" in message
+    assert "3 of 4 row(s)" in message and str(path) in message
+    assert "1 x KeyError: none of the fields answer" in message and "(row 2)" in message
+    assert "1 x ValueError: answer 'five' is not an integer (row 3)" in message
+    assert "1 x id 'a' repeats row 1 (row 4)" in message
+    assert "--skip-bad-rows" in message
 
 
 def test_offline_without_data_names_the_dataset_and_the_flag(monkeypatch):
