@@ -4,9 +4,20 @@ One method matters: ``ChatClient.complete(body)`` sends one chat-completions req
 returns a ``Response`` with the reasoning separated from the answer, or raises:
 
 * ``RequestFailed`` when a retryable failure (408/409/429/5xx, connection error, timeout,
-  malformed body) persists after ``max_retries`` retries with jittered exponential back-off;
+  malformed, truncated or undecodable body) persists after ``max_retries`` retries with
+  jittered exponential back-off;
+* ``EndpointUnreachable`` when no connection to the endpoint has ever been opened and a few
+  quick retries (``RetryPolicy.unreachable_after``, a few seconds) did not open one;
+* ``CertificateError`` when the server's TLS certificate does not verify;
 * ``AuthError`` (401/403) or ``UnknownModelError`` (404, or 400 about the model) at once,
-  since no retry can fix them; other 4xx as ``EndpointError``.
+  since no retry can fix them; other 4xx as ``EndpointError`` (a 404 without a model named
+  on a base URL without ``/v1`` says so).
+
+Every send is counted: a request goes out again only as a retry, after a back-off, counted
+in ``ClientStats.retries`` and recorded on the ``Response`` (``retries``). The HTTP layer is
+httpx's API over httpx-aiohttp's transport (aiohttp's connection pool underneath), which
+never resends a POST by itself (aiohttp retries a request on a stale keep-alive connection
+only for idempotent methods). Unit tests inject ``httpx.MockTransport``.
 
 Concurrency adapts: a 429 halves the number of requests allowed in flight, and each run of
 successes as long as the current limit adds one back, up to the configured maximum.
@@ -16,22 +27,44 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
 import random
+import re
+import socket
+import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
+import aiohttp
 import httpx
 import orjson
 
-from evals.errors import AuthError, EndpointError, RequestFailed, UnknownModelError
+from evals.errors import (
+    AuthError,
+    CertificateError,
+    ConfigError,
+    EndpointError,
+    EndpointUnreachable,
+    RequestFailed,
+    UnknownModelError,
+)
 from evals.parsing import Completion, MalformedBody, StreamAccumulator, body_error, parse_completion
-from evals.providers import Endpoint
+from evals.providers import Endpoint, proxy_for
 from evals.records import Response
 
-__all__ = ["AdaptiveLimiter", "ChatClient", "ClientStats", "RetryPolicy"]
+__all__ = [
+    "AdaptiveLimiter",
+    "ChatClient",
+    "ClientStats",
+    "RetryPolicy",
+    "default_transport",
+    "tls_context",
+]
 
+# A version segment in a base URL's path: /v1, /api/v1, /openai/v1, /v1beta.
+_VERSIONED = re.compile(r"/v\d+[a-z]*(/|$)")
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 
 
@@ -43,11 +76,18 @@ class RetryPolicy:
         max_retries: extra sends after the first (so ``max_retries + 1`` in all).
         base_delay: first back-off in seconds; doubles each retry, with full jitter.
         max_delay: cap on one back-off, and on a ``Retry-After`` the server asks for.
+        unreachable_after: retries of a failed connect (refused, unresolvable host) before
+            an endpoint that has never answered is declared unreachable
+            (``EndpointUnreachable``); those retries wait at most ``quick_delay`` each, so a
+            wrong ``--base-url`` is reported within a few seconds, not after minutes.
+        quick_delay: cap on the back-off before such a retry.
     """
 
     max_retries: int = 8
     base_delay: float = 0.5
     max_delay: float = 60.0
+    unreachable_after: int = 3
+    quick_delay: float = 1.0
 
     def backoff(self, retry: int, rng: random.Random) -> float:
         ceiling = min(self.max_delay, self.base_delay * 2.0**retry)
@@ -110,6 +150,7 @@ class ClientStats:
     rate_limited: int = 0
     failed: int = 0
     consecutive_failed: int = 0  # requests that failed after all retries, since a success
+    answered: int = 0  # HTTP answers of any status: the endpoint is reachable once > 0
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
@@ -147,13 +188,17 @@ class ChatClient:
 
     Args:
         endpoint: where to send, with the key (which never leaves the Authorization header).
-        transport: any ``httpx.AsyncBaseTransport``; default ``HttpTransport`` sized to
-            ``concurrency`` (httpx's own when the environment names a proxy for the
-            endpoint). Unit tests pass ``httpx.MockTransport``.
+        transport: any ``httpx.AsyncBaseTransport``; default ``default_transport(...)``:
+            httpx-aiohttp's transport with a connection pool sized to ``concurrency``.
+            Unit tests pass ``httpx.MockTransport``.
         concurrency: the most requests in flight (the adaptive limit starts there).
         retry: the retry policy.
-        timeout: seconds of silence allowed on a connection before it counts as a timeout.
+        timeout: seconds of silence allowed on a connection before it counts as a timeout
+            (a streamed answer may take longer in all, as long as bytes keep coming).
         seed: seeds the back-off jitter, so tests are repeatable.
+
+    Raises:
+        ConfigError: ``SSL_CERT_FILE``/``SSL_CERT_DIR`` name nothing readable.
     """
 
     def __init__(
@@ -167,8 +212,6 @@ class ChatClient:
         seed: int = 0,
     ) -> None:
         if transport is None:
-            from evals.transport import default_transport
-
             transport = default_transport(endpoint.base_url, concurrency)
         self.endpoint = endpoint
         self.transport = transport
@@ -177,7 +220,13 @@ class ChatClient:
         self.stats = ClientStats()
         self._rng = random.Random(seed)
         self._url = httpx.URL(endpoint.base_url + "/chat/completions")
-        headers = {"content-type": "application/json", "accept": "application/json"}
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            # What httpx decodes without optional packages; aiohttp would otherwise offer br
+            # and zstd whenever it can decode them itself (it does not decode here: httpx does).
+            "accept-encoding": "gzip, deflate",
+        }
         if endpoint.api_key:
             headers["authorization"] = f"Bearer {endpoint.api_key}"
         self._headers = httpx.Headers(headers)
@@ -185,8 +234,9 @@ class ChatClient:
         # request adds only its Content-Length (see ``_post``).
         self._post_headers = [(b"Host", self._url.netloc), *self._headers.raw]
         self._models: list[str] | None = None
-        # httpx's per-request timeouts: any transport honours them (httpx's own would
-        # otherwise wait for ever on a silent connection).
+        # httpx's per-request timeouts, which httpx-aiohttp maps onto aiohttp's: connect,
+        # and the silence allowed between two reads. "pool" is None: the limiter bounds
+        # the requests in flight, so waiting for a pooled connection is never long.
         self._timeouts = {"connect": 30.0, "read": timeout, "write": timeout, "pool": None}
 
     async def aclose(self) -> None:
@@ -203,19 +253,27 @@ class ChatClient:
     async def complete(self, body: Mapping[str, Any]) -> Response:
         """Send one request (streaming if ``body["stream"]``) and return the ``Response``.
 
+        Each send after the first is a retry: counted in ``stats.retries`` and in the
+        returned ``Response.retries``, and made only after a back-off.
+
         Raises:
             RequestFailed: retries exhausted on a retryable failure.
+            EndpointUnreachable: no connection could be opened to an endpoint that has never
+                answered, after ``retry.unreachable_after`` quick retries.
+            CertificateError: the server's certificate does not verify (at once).
             AuthError, UnknownModelError, EndpointError: the endpoint refused the request.
         """
         payload = orjson.dumps(body)
         stream = bool(body.get("stream"))
         model = str(body.get("model", ""))
         last = "unknown"
-        for attempt in range(self.retry.max_retries + 1):
+        policy = self.retry
+        for attempt in range(policy.max_retries + 1):
             if attempt:
                 self.stats.retries += 1
             await self.limiter.acquire()
             wait: float | None = None
+            unreached = hopeless = False
             try:
                 self.stats.sent += 1
                 started = time.perf_counter()
@@ -223,6 +281,8 @@ class ChatClient:
             except _Retryable as exc:
                 last = exc.kind
                 wait = exc.retry_after
+                unreached = exc.connect and not self.stats.answered
+                hopeless = exc.hopeless
                 if exc.rate_limited:
                     self.stats.rate_limited += 1
                     self.limiter.on_rate_limited()
@@ -244,16 +304,28 @@ class ChatClient:
                 )
             finally:
                 await self.limiter.release()
-            if attempt < self.retry.max_retries:
-                backoff = self.retry.backoff(attempt, self._rng)
-                delay = min(self.retry.max_delay, wait) if wait is not None else backoff
+            if unreached and (hopeless or attempt >= min(policy.unreachable_after,
+                                                         policy.max_retries)):
+                self.stats.failed += 1
+                tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
+                raise EndpointUnreachable(
+                    f"Cannot connect to {self.endpoint.base_url} ({last}; {tries}, and no "
+                    "request to it has ever been answered). Is the server running? Check "
+                    "--base-url (host, port, http/https) or --provider."
+                )
+            if attempt < policy.max_retries:
+                delay = policy.backoff(attempt, self._rng)
+                if wait is not None:
+                    delay = min(policy.max_delay, wait)
+                elif unreached:
+                    delay = min(delay, policy.quick_delay)
                 await asyncio.sleep(delay)
         self.stats.failed += 1
         self.stats.consecutive_failed += 1
         raise RequestFailed(
-            f"{self._url} failed {self.retry.max_retries + 1} times; last failure: {last}",
+            f"{self._url} failed {policy.max_retries + 1} times; last failure: {last}",
             kind=last,
-            attempts=self.retry.max_retries + 1,
+            attempts=policy.max_retries + 1,
         )
 
     async def _send_once(
@@ -262,25 +334,68 @@ class ChatClient:
         request = self._post(payload, stream)
         try:
             response = await self.transport.handle_async_request(request)
+            self.stats.answered += 1
             try:
                 return await self._read_response(response, stream, model, started)
             finally:
-                if type(response.stream) is not httpx.ByteStream:  # nothing to release
-                    await response.aclose()
+                await response.aclose()
         except MalformedBody as exc:
             raise _Retryable(f"malformed body ({exc})") from exc
-        except httpx.TimeoutException as exc:
-            raise _Retryable("timeout") from exc
-        except httpx.TransportError as exc:
-            raise _Retryable(f"connection: {type(exc).__name__}") from exc
+        except httpx.DecodingError as exc:  # a Content-Encoding the body does not match
+            raise _Retryable(f"undecodable body ({_short(exc)})") from exc
+        except (httpx.TransportError, aiohttp.ClientError) as exc:
+            raise self._transport_failure(exc) from exc
+
+    def _transport_failure(self, exc: Exception) -> _Retryable:
+        """What a failure of the HTTP layer means. httpx-aiohttp maps aiohttp's exceptions
+        onto httpx's coarsely (a refused connection becomes ``ConnectTimeout``), so the
+        aiohttp exception it chains, when there is one, decides."""
+        cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
+        if isinstance(cause, aiohttp.ClientConnectorCertificateError):
+            raise self._certificate_error(cause)
+        if isinstance(cause, aiohttp.ClientProxyConnectionError):
+            return _Retryable(f"cannot connect to the proxy ({_short(cause)}); check "
+                              "HTTPS_PROXY/HTTP_PROXY and NO_PROXY", connect=True)
+        if isinstance(cause, aiohttp.ClientConnectorDNSError):
+            # "Name or service not known" is the resolver's final word (a typo, not a
+            # hiccup: that is EAI_AGAIN, which is retried).
+            return _Retryable(f"cannot resolve the host ({_short(cause)})", connect=True,
+                              hopeless=cause.os_error.errno == socket.EAI_NONAME)
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return _Retryable(f"connection refused or failed ({_short(cause)})", connect=True)
+        if isinstance(cause, (aiohttp.ServerTimeoutError, httpx.TimeoutException)):
+            return _Retryable("timeout")
+        if isinstance(cause, aiohttp.ClientPayloadError):
+            return _Retryable(f"truncated body ({_short(cause)})")
+        if isinstance(cause, aiohttp.ServerDisconnectedError):
+            return _Retryable("connection: closed by the server before the answer")
+        if isinstance(cause, httpx.HTTPError):  # raised by httpx itself, or a mock
+            return _Retryable(f"connection: {type(cause).__name__}",
+                              connect=isinstance(cause, httpx.ConnectError))
+        return _Retryable(f"connection: {type(cause).__name__} ({_short(cause)})")
+
+    def _certificate_error(self, cause: aiohttp.ClientConnectorCertificateError
+                           ) -> CertificateError:
+        verify = cause.certificate_error
+        why = getattr(verify, "verify_message", None) or str(verify)
+        roots = (f"SSL_CERT_FILE={os.environ['SSL_CERT_FILE']}"
+                 if os.environ.get("SSL_CERT_FILE")
+                 else f"SSL_CERT_DIR={os.environ['SSL_CERT_DIR']}"
+                 if os.environ.get("SSL_CERT_DIR") else "certifi's CA bundle")
+        return CertificateError(
+            f"{self.endpoint.base_url}: the server's TLS certificate does not verify ({why}) "
+            f"against the trusted roots ({roots}). If the server uses a private or "
+            "self-signed CA, set SSL_CERT_FILE to a PEM file holding that CA certificate "
+            "(or SSL_CERT_DIR to a directory of them); or use http:// for a local server "
+            "without TLS. Retrying cannot fix this."
+        )
 
     def _post(self, payload: bytes, stream: bool) -> httpx.Request:
         """The chat request, as ``httpx.Request("POST", url, headers=..., content=payload)``
-        would build it (same headers, same order), at a third of the cost: the headers come
-        pre-built and the body is given as a ``ByteStream``, so httpx neither merges default
-        headers nor copies the body through its encoders. The body is left unread (a
-        transport reads the stream; ``MockTransport`` reads it before its handler runs):
-        ``Request.read`` checks the stream against ``typing.Iterable``, 3-6% of an attempt."""
+        would build it (same headers, same order), at a quarter of the cost: the headers
+        come pre-built and the body is given as a ``ByteStream``, so httpx neither merges
+        default headers nor copies the body through its encoders. The body is marked read
+        (``Request.content`` set) so the transport hands aiohttp plain bytes."""
         request = httpx.Request(
             "POST",
             self._url,
@@ -288,24 +403,25 @@ class ChatClient:
             stream=httpx.ByteStream(payload),
             extensions={"evals.stream": stream, "timeout": self._timeouts},
         )
+        request._content = payload  # what ``Request.read()`` sets, without its type checks
         return request
 
     async def _read_response(
         self, response: httpx.Response, stream: bool, model: str, started: float
     ) -> tuple[Completion, float, float | None, bool]:
         if response.status_code != 200:
-            raw = await _read_all(response)
+            raw = await response.aread()
             await self._raise_for_status(response.status_code, response.headers, raw, model)
         simulated = "x-evals-simulator" in response.headers
         if stream:
             acc = StreamAccumulator()
             ttft: float | None = None
-            async for chunk in _raw_chunks(response):
+            async for chunk in response.aiter_bytes():
                 acc.feed(chunk)
                 if ttft is None and acc.first_token:
                     ttft = time.perf_counter() - started
             return acc.result(), time.perf_counter() - started, ttft, simulated
-        raw = await _read_all(response)
+        raw = await response.aread()
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -346,6 +462,14 @@ class ChatClient:
                 f"{key_hint} (provider {self.endpoint.provider!r}), or pass --api-key-env VAR.",
                 status=status,
             )
+        if (status == 404 and not _mentions_model(message, model)
+                and not _VERSIONED.search(httpx.URL(self.endpoint.base_url).path)):
+            raise EndpointError(
+                f"{self._url} answered 404 ({message}): nothing serves chat completions "
+                "there. OpenAI-compatible servers serve them under /v1: try --base-url "
+                f"{self.endpoint.base_url}/v1",
+                status=status,
+            )
         if status == 404 or (status in (400, 422) and _mentions_model(message, model)):
             offered = await self._offered_models()
             listing = ", ".join(offered[:40]) if offered else "(the server does not list models)"
@@ -362,7 +486,7 @@ class ChatClient:
     async def _offered_models(self) -> list[str]:
         try:
             return await self.list_models()
-        except (EndpointError, httpx.HTTPError, MalformedBody, orjson.JSONDecodeError):
+        except (EndpointError, httpx.HTTPError, aiohttp.ClientError, orjson.JSONDecodeError):
             return []
 
     async def list_models(self) -> list[str]:
@@ -375,7 +499,7 @@ class ChatClient:
         )
         response = await self.transport.handle_async_request(request)
         try:
-            raw = await _read_all(response)
+            raw = await response.aread()
         finally:
             await response.aclose()
         if response.status_code != 200:
@@ -399,38 +523,83 @@ def _mentions_model(message: str, model: str) -> bool:
     )
 
 
-async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body's bytes as they arrive, or at once if it was already read.
-
-    Iterates the transport's ``response.stream`` itself rather than ``aiter_raw()``, which
-    adds a chunker and a context manager per chunk; both yield the raw (undecoded) bytes.
-    """
-    if response.is_stream_consumed:  # built with content=..., or read by the transport
-        yield response.content
-        return
-    stream = response.stream
-    chunks: AsyncIterable[bytes] = (
-        stream if isinstance(stream, httpx.AsyncByteStream)
-        else response.aiter_raw()  # a sync stream: httpx raises its usual error
-    )
-    async for chunk in chunks:
-        yield chunk
-
-
-async def _read_all(response: httpx.Response) -> bytes:
-    stream = response.stream
-    if isinstance(stream, httpx.ByteStream):  # read whole already (the transport, content=)
-        # Iterated synchronously: an async generator per response costs a registration
-        # with the event loop's weak set of generators, about 8% of an attempt.
-        return b"".join(stream)
-    return b"".join([chunk async for chunk in _raw_chunks(response)])
+def _short(exc: BaseException) -> str:
+    """An exception's message on one line, at most 200 characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class _Retryable(Exception):
     def __init__(
-        self, kind: str, *, retry_after: float | None = None, rate_limited: bool = False
+        self, kind: str, *, retry_after: float | None = None, rate_limited: bool = False,
+        connect: bool = False, hopeless: bool = False,
     ) -> None:
         super().__init__(kind)
         self.kind = kind
         self.retry_after = retry_after
         self.rate_limited = rate_limited
+        self.connect = connect  # no connection was opened: the request never left
+        self.hopeless = hopeless  # and retrying cannot open one (the host does not exist)
+
+
+# -- the default transport ------------------------------------------------------------------
+
+
+def tls_context() -> ssl.SSLContext:
+    """The verifying TLS context: the CA certificates ``SSL_CERT_FILE`` (a PEM file) and
+    ``SSL_CERT_DIR`` (a directory of them) name, else certifi's bundle.
+
+    Raises:
+        ConfigError: a named file or directory cannot be read as certificates.
+    """
+    cafile = os.environ.get("SSL_CERT_FILE") or None
+    capath = os.environ.get("SSL_CERT_DIR") or None
+    if cafile is None and capath is None:
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    try:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    except (OSError, ssl.SSLError) as exc:
+        named = f"SSL_CERT_FILE={cafile}" if cafile else f"SSL_CERT_DIR={capath}"
+        raise ConfigError(
+            f"{named} cannot be loaded as CA certificates ({exc}). Point it at a PEM file "
+            "(or, for SSL_CERT_DIR, a directory) of CA certificates, or unset it to use "
+            "certifi's bundle."
+        ) from exc
+
+
+def default_transport(base_url: str, concurrency: int) -> httpx.AsyncBaseTransport:
+    """httpx-aiohttp's transport for ``base_url``: one aiohttp connection pool of at most
+    ``concurrency`` connections, TLS verified by ``tls_context()``, through the proxy the
+    environment names for ``base_url`` (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, with
+    ``NO_PROXY``), decoding left to httpx. Constructing it does no I/O: the session opens
+    with the first request.
+
+    The proxy is looked up once (``providers.proxy_for``, the standard library's reading of
+    the environment, as aiohttp's ``trust_env`` does on every request) rather than by
+    ``trust_env=True``: that option also sends ``~/.netrc`` credentials, which aiohttp
+    refuses to combine with the key's Authorization header, and costs two thread-pool
+    round trips per request.
+    """
+    from httpx_aiohttp import AiohttpTransport
+
+    context = tls_context()
+    limit = max(1, concurrency)
+
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=limit, limit_per_host=0, ssl=context,
+            # Below the 5 s most servers keep an idle connection (uvicorn, hypercorn): a
+            # connection is dropped here before the server drops it under a new request.
+            keepalive_timeout=4.0,
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+    proxy = proxy_for(base_url)
+    return AiohttpTransport(
+        verify=context,
+        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+        proxy=httpx.Proxy(proxy) if proxy else None,
+        client=session,
+    )

@@ -141,7 +141,7 @@ def _hub_unreachable() -> str | None:
         return None  # offline mode: datasets reads its own cache, let it try
     from urllib.parse import urlsplit
 
-    from evals.transport import proxy_for
+    from evals.providers import proxy_for
 
     endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     if proxy_for(endpoint) is not None:

@@ -7,7 +7,9 @@ Each message names the offending input and the fix. The hierarchy::
     ├── DataError              dataset cannot be loaded, or a row lacks a field
     ├── EndpointError          the model endpoint refused the run (no retry helps)
     │   ├── AuthError          401/403: the key is missing or wrong
-    │   └── UnknownModelError  404/400 naming the model: lists what the server offers
+    │   ├── UnknownModelError  404/400 naming the model: lists what the server offers
+    │   ├── EndpointUnreachable  no connection could ever be opened (refused, unresolvable)
+    │   └── CertificateError   the server's TLS certificate does not verify
     └── RequestFailed          retries exhausted on a retryable failure (one attempt)
 
 ``RequestFailed`` is recorded per attempt as an ``error`` outcome and never counted as a
@@ -21,9 +23,11 @@ from collections.abc import Iterable
 
 __all__ = [
     "AuthError",
+    "CertificateError",
     "ConfigError",
     "DataError",
     "EndpointError",
+    "EndpointUnreachable",
     "EvalsError",
     "RequestFailed",
     "UnknownModelError",
@@ -57,6 +61,17 @@ class AuthError(EndpointError):
 
 class UnknownModelError(EndpointError):
     """The endpoint does not serve the requested model."""
+
+
+class EndpointUnreachable(EndpointError):
+    """No connection to the endpoint could be opened, and none ever was: the server is not
+    running, or the URL names the wrong host or port. Raised after a few quick retries, not
+    after the whole retry budget."""
+
+
+class CertificateError(EndpointError):
+    """The endpoint's TLS certificate does not verify against the trusted roots (certifi's,
+    or those ``SSL_CERT_FILE``/``SSL_CERT_DIR`` name). Retrying cannot fix it."""
 
 
 class RequestFailed(EvalsError):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from evals.errors import ConfigError, did_you_mean
 
-__all__ = ["PROVIDERS", "Endpoint", "Provider", "resolve_endpoint"]
+__all__ = ["PROVIDERS", "Endpoint", "Provider", "proxy_for", "resolve_endpoint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +146,25 @@ def resolve_endpoint(
         seed_field=preset.seed_field,
         stream_usage=preset.stream_usage,
     )
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url``, or None: ``HTTPS_PROXY`` for https,
+    ``HTTP_PROXY`` for http, else ``ALL_PROXY`` (any case), unless ``NO_PROXY`` lists the
+    host. Read by the standard library (``urllib.request``), as aiohttp and ``requests``
+    read it.
+
+    Example: with ``HTTPS_PROXY=http://proxy:3128`` and ``NO_PROXY=localhost``,
+    ``proxy_for("https://api.openai.com/v1")`` is ``"http://proxy:3128"`` and
+    ``proxy_for("https://localhost:8000/v1")`` is None.
+    """
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return None  # the common case, without importing urllib.request
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(parts.scheme) or proxies.get("all") or None

@@ -500,7 +500,8 @@ async def run(
 
     Args:
         cfg: the run.
-        transport: an httpx transport for the client (tests); default ``HttpTransport``.
+        transport: an httpx transport for the client (tests); default: httpx-aiohttp's
+            (``evals.client.default_transport``), sized to the concurrency.
         on_progress: called after every attempt (the CLI's progress bar).
 
     Raises:

@@ -32,7 +32,13 @@ from test_parsing import (
 )
 
 from evals.client import AdaptiveLimiter, ChatClient, RetryPolicy, _retry_after
-from evals.errors import AuthError, EndpointError, RequestFailed, UnknownModelError
+from evals.errors import (
+    AuthError,
+    EndpointError,
+    EndpointUnreachable,
+    RequestFailed,
+    UnknownModelError,
+)
 from evals.providers import Endpoint
 from evals.records import Response, Usage
 
@@ -327,8 +333,9 @@ def test_retryable_failure_then_200(first: Callable[[], httpx.Response], kind: s
 
 @pytest.mark.parametrize(
     ("failure", "kind"),
-    [*RETRYABLE, pytest.param(lambda: reply(429, RATE_LIMIT_BODIES[0].values[0]), "http 429",
-                              id="429 rate limit")],
+    [*(p for p in RETRYABLE if p.id != "connection error"),  # that one: EndpointUnreachable
+     pytest.param(lambda: reply(429, RATE_LIMIT_BODIES[0].values[0]), "http 429",
+                  id="429 rate limit")],
 )
 def test_retries_exhausted_raise_request_failed(failure: Callable[[], httpx.Response],
                                                 kind: str) -> None:
@@ -341,6 +348,66 @@ def test_retries_exhausted_raise_request_failed(failure: Callable[[], httpx.Resp
     assert str(info.value) == f"{CHAT_URL} failed 3 times; last failure: {kind}"
     assert len(script.chat) == 3
     assert (client.stats.sent, client.stats.retries, client.stats.failed) == (3, 2, 1)
+
+
+def test_an_endpoint_never_reached_is_unreachable_after_a_few_quick_retries() -> None:
+    script = Script(raise_(httpx.ConnectError("[Errno 111] Connection refused")))
+    policy = RetryPolicy(max_retries=8, base_delay=10.0, quick_delay=0.01)  # no 10 s waits
+    client = make_client(script, policy=policy)
+    started = time.perf_counter()
+    with pytest.raises(EndpointUnreachable) as info:
+        complete(client)
+    assert time.perf_counter() - started < 1
+    assert len(script.chat) == 4 == policy.unreachable_after + 1
+    assert str(info.value) == (
+        "Cannot connect to http://test/v1 (connection: ConnectError; 4 tries, and no request "
+        "to it has ever been answered). Is the server running? Check --base-url (host, port, "
+        "http/https) or --provider.")
+    assert (client.stats.sent, client.stats.retries, client.stats.failed) == (4, 3, 1)
+
+
+def test_connection_errors_after_an_answer_are_retried_in_full_then_request_failed() -> None:
+    script = Script(ok, raise_(httpx.ConnectError("refused")))
+    client = make_client(script, retries=5)
+
+    async def go() -> None:
+        async with client:
+            await client.complete(REQUEST)
+            with pytest.raises(RequestFailed, match="connection: ConnectError"):
+                await client.complete(REQUEST)
+
+    asyncio.run(go())
+    assert len(script.chat) == 1 + 6  # the server went away: the whole budget, then an error
+
+
+def test_a_read_failure_of_a_never_answered_endpoint_is_not_unreachable() -> None:
+    script = Script(raise_(httpx.RemoteProtocolError("peer closed")))
+    with pytest.raises(RequestFailed):
+        complete(make_client(script, retries=5))
+    assert len(script.chat) == 6
+
+
+@pytest.mark.parametrize(
+    ("base_url", "hint"),
+    [pytest.param("http://test", True, id="no /v1: the hint"),
+     pytest.param("http://test/api", True, id="/api without a version: the hint"),
+     pytest.param("http://test/v1", False, id="/v1 there: an unknown model")],
+)
+def test_404_without_a_model_named_suggests_a_missing_v1(base_url: str, hint: bool) -> None:
+    script = Script(lambda: reply(404, {"detail": "Not Found"}), models=404)
+    endpoint = Endpoint(provider="vllm", base_url=base_url, key_env=None)
+    with pytest.raises(EndpointError) as info:
+        complete(make_client(script, endpoint=endpoint), {**REQUEST, "model": "m"})
+    assert info.value.status == 404
+    if hint:
+        assert type(info.value) is EndpointError
+        assert str(info.value) == (
+            f"{base_url}/chat/completions answered 404 (Not Found): nothing serves chat "
+            "completions there. OpenAI-compatible servers serve them under /v1: try "
+            f"--base-url {base_url}/v1")
+    else:
+        assert isinstance(info.value, UnknownModelError)
+    assert len(script.chat) == 1
 
 
 def test_repeated_429_shrink_the_limit_to_one() -> None:
