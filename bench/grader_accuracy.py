@@ -4,7 +4,7 @@ Each case is ``{"gold", "response", "equal", "note"}`` (default: tests/cases/mat
 Both graders see the gold and the whole response (each does its own extraction) and run in
 P worker processes (default 2):
 
-* ours: ``evals.grading.equiv.grade_math_answer`` through ``GradingPool`` (hard per-call
+* ours: ``evals.grading.math_compare.grade_math_answer`` through ``GradingPool`` (hard per-call
   limit, ``--timeout``);
 * Math-Verify: ``parse(gold)``, ``parse(response)``, ``verify(...)`` in a
   ``multiprocessing`` pool (``spawn``), with Math-Verify's own ``parsing_timeout`` and
@@ -94,7 +94,7 @@ def warm_up_items(cases: Sequence[dict[str, Any]], limit: int) -> list[tuple[str
 
 def run_ours(cases: Sequence[dict[str, Any]], processes: int, timeout: float,
              warm: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    from evals.grading.equiv import grade_math_answer
+    from evals.grading.math_compare import grade_math_answer
     from evals.grading.pool import GradingPool
 
     with GradingPool(processes, timeout_s=timeout) as pool:

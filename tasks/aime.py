@@ -28,7 +28,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from evals.grading.math import grade_aime
+from evals.grading.aime import grade_aime
 from evals.records import Sample
 from evals.registry import DatasetSpec, Task, task
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from evals_tasks.aime import aime_sample
 
 import evals
-from evals.grading.math import grade_aime
+from evals.grading.aime import grade_aime
 from evals.registry import DatasetSpec, Task, task
 
 

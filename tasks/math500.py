@@ -19,7 +19,7 @@ are ``evals_tasks.aime.MATH_TEMPLATES``):
   reads such lines; simple-evals itself judges equivalence with an LLM, this harness with
   sympy, so scores can differ on answers only a reader would accept.
 Grading: the final answer is extracted from the answer (never from the separated reasoning)
-and compared with the gold answer by ``evals.grading.equiv`` in worker processes with a hard
+and compared with the gold answer by ``evals.grading.math_compare`` in worker processes with a hard
 time limit (``--grade-timeout``); breakdown by subject and level.
 """
 
@@ -78,7 +78,7 @@ async def grade_math500(answer: str, sample: Sample) -> Grade:
     Past the run's ``--grade-timeout`` the worker is killed and the attempt is wrong with
     reason "timeout"; nothing else waits on it.
     """
-    from evals.grading.equiv import grade_math_answer
+    from evals.grading.math_compare import grade_math_answer
     from evals.grading.pool import GradingTimeout
 
     context = current_context()

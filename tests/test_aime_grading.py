@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evals.grading.math import _as_int, aime_extract
+from evals.grading.aime import _as_int, aime_extract
 
 
 @pytest.mark.parametrize("answer, value", [

@@ -20,6 +20,7 @@ from itertools import permutations
 from pathlib import Path
 
 import pytest
+from conftest import benchmark_path
 
 from evals.errors import ConfigError
 from evals.grading.choice import (
@@ -36,8 +37,7 @@ from evals.runner import attempt_seed
 HERE = Path(__file__).parent
 CASES = HERE / "cases" / "choice_extract.jsonl"
 GPQA_FIXTURE = HERE / "fixtures" / "gpqa_fixture.csv"
-MMLU_PRO = (HERE.parents[1] / "shared" / "data" / "mmlu_pro_sample"
-            / "mmlu_pro_test_stem_sample.jsonl")
+MMLU_PRO = "mmlu_pro_sample/mmlu_pro_test_stem_sample.jsonl"  # via benchmark_path
 
 # Critical values of the chi-square distribution at 0.999 (scipy is not a dependency):
 # chi2.ppf(0.999, 3) = 16.266 and chi2.ppf(0.999, 23) = 49.728. A fair shuffle exceeds them
@@ -251,7 +251,7 @@ def test_a_bad_recorded_permutation_is_named(gpqa: Task, bad):
 def test_shuffle_option_turns_shuffling_on_and_off(gpqa: Task, mmlu: Task):
     assert gpqa.options == ("shuffle", "prompt")
     assert mmlu.options == ("shuffle", "prompt", "fewshot_data")
-    row = json.loads(MMLU_PRO.read_text().splitlines()[0])
+    row = json.loads(benchmark_path(MMLU_PRO).read_text().splitlines()[0])
     sample = mmlu.to_sample(row, 0)
     seeds = range(30)
 
@@ -277,7 +277,7 @@ def test_shuffle_option_turns_shuffling_on_and_off(gpqa: Task, mmlu: Task):
 
 def test_prompt_key_maps_every_order_to_its_problem(gpqa: Task, mmlu: Task):
     assert gpqa.prompt_key is not None and gpqa.prepare is not None
-    rows = [json.loads(line) for line in MMLU_PRO.read_text().splitlines()]
+    rows = [json.loads(line) for line in benchmark_path(MMLU_PRO).read_text().splitlines()]
     samples = [mmlu.to_sample(row, i) for i, row in enumerate(rows)]
     keys = {mmlu.prompt_key(s.messages[-1][1]) for s in samples}  # type: ignore[misc]
     # Two MMLU-Pro rows share a question text; the key still tells all 200 apart.
@@ -297,7 +297,8 @@ def test_writer_names_the_gold_letter_of_the_prompt_it_was_given(gpqa: Task, mml
     styles = set()
     for task, rows, shuffle in (
         (gpqa, [_gpqa_row(k) for k in range(20)], {}),
-        (mmlu, [json.loads(line) for line in MMLU_PRO.read_text().splitlines()[:40]],
+        (mmlu, [json.loads(line)
+                for line in benchmark_path(MMLU_PRO).read_text().splitlines()[:40]],
          {"shuffle": "true"}),
     ):
         task = task.with_options(shuffle)
@@ -326,7 +327,7 @@ def test_default_prompt_is_simple_evals_with_the_questions_own_letters(gpqa: Tas
         "is one of ABCD. Think step by step before answering.\n\nQuestion number 5?\n\n"
         "A) right 5\nB) wrong 5.1\nC) wrong 5.2\nD) wrong 5.3"
     )
-    rows = [json.loads(line) for line in MMLU_PRO.read_text().splitlines()]
+    rows = [json.loads(line) for line in benchmark_path(MMLU_PRO).read_text().splitlines()]
     by_count = {len(r["options"]): r for r in rows}
     assert "one of ABCDEFGHIJ." in mmlu.to_sample(by_count[10], 0).messages[-1][1]
     four = mmlu.to_sample(by_count[4], 0).messages[-1][1]
@@ -419,7 +420,8 @@ def test_gpqa_fixture_and_shaped_sample_load(gpqa: Task):
     assert "\n" in by_id["fx-phys-04"].messages[-1][1].split("\n\nA) ")[0]
     assert {dict(s.metadata)["domain"] for s in fixture.samples} == {"Physics", "Chemistry",
                                                                      "Biology"}
-    shaped = load_task_data(gpqa, MMLU_PRO.with_name("gpqa_shaped_from_mmlu_pro.jsonl"))
+    shaped = load_task_data(gpqa,
+                            benchmark_path("mmlu_pro_sample/gpqa_shaped_from_mmlu_pro.jsonl"))
     assert len(shaped.samples) == 200 and all(s.target == "A" for s in shaped.samples)
 
 
@@ -440,11 +442,11 @@ def test_mmlu_pro_rows(mmlu: Task):
 
     from evals.data import load_task_data
 
-    loaded = load_task_data(mmlu, MMLU_PRO)
+    loaded = load_task_data(mmlu, benchmark_path(MMLU_PRO))
     assert len(loaded.samples) == 200
     assert Counter(dict(s.metadata)["category"] for s in loaded.samples) == {
         "physics": 70, "chemistry": 70, "biology": 60}
-    rows = [json.loads(line) for line in MMLU_PRO.read_text().splitlines()]
+    rows = [json.loads(line) for line in benchmark_path(MMLU_PRO).read_text().splitlines()]
     assert all(s.target == r["answer"] for s, r in zip(loaded.samples, rows, strict=True))
     padded = dict(rows[0], options=["N/A", *rows[0]["options"], "N/A"],
                   answer=ALPHABET[rows[0]["answer_index"] + 1],

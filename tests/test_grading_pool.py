@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from evals.errors import EvalsError
-from evals.grading.equiv import grade_math_answer
+from evals.grading.math_compare import grade_math_answer
 from evals.grading.pool import GradingPool, GradingTimeout, PoolClosed, WorkerDied
 
 LIMIT = 1.5  # seconds; each hung call must end within LIMIT + 1
@@ -60,7 +60,7 @@ def sympy_factorial_of_ten_million() -> object:
 @pytest.fixture(scope="module")
 def pool() -> Iterator[GradingPool]:
     with GradingPool(2, timeout_s=LIMIT,
-                     preimport=("sympy", "latex2sympy2_extended", "evals.grading.equiv")) as p:
+                     preimport=("sympy", "latex2sympy2_extended", "evals.grading.math_compare")) as p:
         p.start()
         yield p
 

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import benchmark_path
 
-from evals.grading.equiv import Verdict, check_equivalence, grade_math_answer
-from evals.grading.extract import extract_math_answer, last_boxed
+from evals.grading.math_compare import Verdict, check_equivalence, grade_math_answer
+from evals.grading.math_extract import extract_math_answer, last_boxed
 
 CASES_FILE = Path(__file__).parent / "cases" / "math_equiv.jsonl"
-MATH500 = Path(__file__).resolve().parents[2] / "shared" / "data" / "math500" / "test.jsonl"
+MATH500 = "math500/test.jsonl"  # via benchmark_path
 
 
 def _load() -> list[dict[str, Any]]:
@@ -61,7 +62,7 @@ def test_case(case: dict[str, Any]) -> None:
 
 def test_every_math500_reference_solution_matches_its_own_answer() -> None:
     """500 positives with provenance: the dataset's own solutions end in \\boxed{answer}."""
-    rows = [json.loads(line) for line in MATH500.read_text().splitlines()]
+    rows = [json.loads(line) for line in benchmark_path(MATH500).read_text().splitlines()]
     assert len(rows) == 500
     wrong = [(r["unique_id"], r["answer"], grade_math_answer(r["answer"], r["solution"]))
              for r in rows]
@@ -211,7 +212,7 @@ def _boxes_by_one_pass(text: str) -> list[tuple[int, int, str]]:
 def test_boxes_scanned_one_by_one_match_the_one_pass_reference() -> None:
     import random
 
-    from evals.grading.extract import boxed_contents
+    from evals.grading.math_extract import boxed_contents
 
     rng = random.Random(7)
     pieces = ["{", "}", "\\", "\\boxed", "\\boxed ", "\\fbox", "a", "1", " ", "$", "\\{", "\\}",
@@ -222,7 +223,7 @@ def test_boxes_scanned_one_by_one_match_the_one_pass_reference() -> None:
 
 
 def test_deeply_nested_boxes_are_read_in_linear_time() -> None:
-    from evals.grading.extract import boxed_contents
+    from evals.grading.math_extract import boxed_contents
 
     depth = 25_000  # a scan per box from its own brace took ~26 s here; one pass, ms
     text = "so " + "\\boxed{" * depth + "7" + "}" * depth
@@ -233,7 +234,7 @@ def test_deeply_nested_boxes_are_read_in_linear_time() -> None:
 def test_exact_roots_of_large_perfect_powers_stay_exact() -> None:
     from fractions import Fraction
 
-    from evals.grading.mathgrade import _exact_root
+    from evals.grading.math_expr import _exact_root
 
     big = 3**100 + 12345  # beyond what a float guess of the root can recover
     assert _exact_root(Fraction(big * big), 2) == big

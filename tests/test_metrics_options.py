@@ -73,7 +73,7 @@ def test_summary_reports_pass_at_k_only_for_tasks_that_ask(tmp_path):
 DATED_PLUGIN = '''
 from evals import Task, DatasetSpec, task
 from evals.errors import ConfigError
-from evals.grading.math import grade_aime
+from evals.grading.aime import grade_aime
 from evals_tasks.aime import aime_sample
 
 def _dated(row, index):
@@ -164,7 +164,7 @@ def test_attempt_requests_are_the_same_on_rerun_with_prepare(simulator, aime2025
     folder.mkdir()
     (folder / "varied.py").write_text('''
 from evals import Task, DatasetSpec, task
-from evals.grading.math import grade_aime
+from evals.grading.aime import grade_aime
 from evals_tasks.aime import aime_sample
 import random
 

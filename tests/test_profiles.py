@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from evals.errors import ConfigError
-from evals.grading.equiv import grade_math_answer
-from evals.grading.math import grade_aime
+from evals.grading.aime import grade_aime
+from evals.grading.math_compare import grade_math_answer
 from evals.profiles import (
     SETTING_KEYS,
     Profile,

@@ -4,8 +4,8 @@ Provenance: the expected prompt texts are quoted from reference/benchmarks-and-c
 and the sources it names (deepseek-ai/DeepSeek-R1 README, evalscope aime25_adapter.py,
 openai/simple-evals math_eval.py and common.py, mlfoundations/evalchemy GPQADiamond
 eval_instruct.py, TIGER-AI-Lab/MMLU-Pro evaluate_from_api.py). Problems are from
-../shared/data (AIME 2025, MATH-500, the MMLU-Pro test sample); the MMLU-Pro exemplars are
-written here (the sample has no validation split) with invented chains of thought.
+the test data (AIME 2025, MATH-500, the MMLU-Pro test sample: ``benchmark_path`` in
+conftest); the MMLU-Pro exemplars are written here (the sample has no validation split) with invented chains of thought.
 """
 
 from __future__ import annotations
@@ -16,20 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import benchmark_path
 from helpers import read_log, run_sync
 
 from evals.data import load_task_data
 from evals.errors import ConfigError, DataError
 from evals.grading.choice import extract_choice
-from evals.grading.extract import extract_math_answer
+from evals.grading.math_extract import extract_math_answer
 from evals.records import Grade, Sample
 from evals.registry import DatasetSpec, Registry, Task, configure_tasks
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
-AIME2025 = DATA / "aime2025" / "aime2025.jsonl"
-MATH500 = DATA / "math500" / "test.jsonl"
-MMLU_PRO = DATA / "mmlu_pro_sample" / "mmlu_pro_test_stem_sample.jsonl"
-GPQA_SHAPED = DATA / "mmlu_pro_sample" / "gpqa_shaped_from_mmlu_pro.jsonl"
+# Benchmark files, found (or the test skipped) by conftest.benchmark_path.
+AIME2025 = "aime2025/aime2025.jsonl"
+MATH500 = "math500/test.jsonl"
+MMLU_PRO = "mmlu_pro_sample/mmlu_pro_test_stem_sample.jsonl"
+GPQA_SHAPED = "mmlu_pro_sample/gpqa_shaped_from_mmlu_pro.jsonl"
 
 R1 = "Please reason step by step, and put your final answer within \\boxed{}."
 MATHARENA = R1 + " The answer is an integer between 0 and 999 inclusive."
@@ -46,9 +47,8 @@ FIVE_SHOT_HEAD = (
     'and then output the answer in the format of "The answer is (X)" at the end.\n\n')
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        pytest.skip(f"{path} is missing: tests need ../shared/data beside the repository")
+def _rows(name: str) -> list[dict[str, Any]]:
+    path = benchmark_path(name)
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -346,7 +346,7 @@ def test_a_missing_fewshot_file_stops_the_load(registry: Registry, tmp_path: Pat
     task = registry.get("mmlu_pro").with_options(
         {"prompt": "mmlu-pro-5shot", "fewshot_data": str(tmp_path / "nope.jsonl")})
     with pytest.raises(ConfigError, match="fewshot_data=.*nope.jsonl is not a file"):
-        load_task_data(task, MMLU_PRO)
+        load_task_data(task, benchmark_path(MMLU_PRO))
 
 
 def test_a_category_without_exemplars_is_reported_by_row(registry: Registry, tmp_path: Path) -> None:
@@ -355,7 +355,7 @@ def test_a_category_without_exemplars_is_reported_by_row(registry: Registry, tmp
     task = registry.get("mmlu_pro").with_options(
         {"prompt": "mmlu-pro-5shot", "fewshot_data": str(path)})
     with pytest.raises(DataError, match="no 5-shot exemplar of category 'biology'.*has: physics"):
-        load_task_data(task, MMLU_PRO)
+        load_task_data(task, benchmark_path(MMLU_PRO))
 
 
 def test_the_hub_exemplars_are_the_validation_split_at_the_pinned_revision(registry: Registry) -> None:
@@ -391,7 +391,8 @@ def _overall(result: Any) -> Any:
 
 def test_aime2025_r1_end_to_end(tmp_path: Path) -> None:
     _rows(AIME2025)
-    result, log = _run(tmp_path, "aime2025", AIME2025, (("prompt", "r1"),), n=2)
+    result, log = _run(tmp_path, "aime2025", benchmark_path(AIME2025), (("prompt", "r1"),),
+                       n=2)
     assert len(log) == 60 and all(entry["task"] == "aime2025" for entry in log)
     row = _overall(result)
     assert row.scored == 60 and row.score == 1.0
@@ -401,7 +402,7 @@ def test_mmlu_pro_5shot_end_to_end(tmp_path: Path, fewshot_file: Path) -> None:
     _rows(MMLU_PRO)
     options = (("prompt", "mmlu-pro-5shot"), ("fewshot_data", str(fewshot_file)),
                ("shuffle", "true"))
-    result, log = _run(tmp_path, "mmlu_pro", MMLU_PRO, options, n=2, limit=40)
+    result, log = _run(tmp_path, "mmlu_pro", benchmark_path(MMLU_PRO), options, n=2, limit=40)
     assert len(log) == 80 and all(entry["task"] == "mmlu_pro" for entry in log)
     row = _overall(result)
     assert row.scored == 80 and row.score == 1.0
@@ -409,7 +410,7 @@ def test_mmlu_pro_5shot_end_to_end(tmp_path: Path, fewshot_file: Path) -> None:
 
 def test_gpqa_boxed_end_to_end(tmp_path: Path) -> None:
     _rows(GPQA_SHAPED)
-    result, log = _run(tmp_path, "gpqa_diamond", GPQA_SHAPED, (("prompt", "boxed"),), n=2,
+    result, log = _run(tmp_path, "gpqa_diamond", benchmark_path(GPQA_SHAPED), (("prompt", "boxed"),), n=2,
                        limit=30)
     assert len(log) == 60 and all(entry["task"] == "gpqa_diamond" for entry in log)
     assert _overall(result).score == 1.0
@@ -417,7 +418,7 @@ def test_gpqa_boxed_end_to_end(tmp_path: Path) -> None:
 
 def test_math500_simple_evals_end_to_end(tmp_path: Path) -> None:
     _rows(MATH500)
-    result, log = _run(tmp_path, "math500", MATH500, (("prompt", "simple-evals"),), n=1,
+    result, log = _run(tmp_path, "math500", benchmark_path(MATH500), (("prompt", "simple-evals"),), n=1,
                        limit=20)
     assert len(log) == 20 and all(entry["task"] == "math500" for entry in log)
     assert _overall(result).score == 1.0

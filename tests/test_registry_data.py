@@ -29,7 +29,7 @@ def test_unknown_task_suggests_the_closest_name():
 
 PLUGIN = '''
 from evals import Task, DatasetSpec, task
-from evals.grading.math import grade_aime
+from evals.grading.aime import grade_aime
 from evals_tasks.aime import aime_sample
 
 @task("{name}")

@@ -51,16 +51,25 @@ MAX_TAIL = 16_384
 #: - ``answer text``: the same phrases followed by the text of exactly one option;
 #: - ``boxed`` / ``boxed text``: ``\\boxed{C}``, ``\\boxed{\\text{(C)}}``, or a box holding
 #:   the text of one option;
-#: - ``chosen``: "I choose C", "I'll go with (B)";
-#: - ``stated correct``: "C is correct", "Option (B) is the correct answer";
-#: - ``last line``: the last non-empty line is the letter alone ("**C**", "(C)");
+#:   Also an answer label in another language ("Respuesta: C", "答案：C", "الإجابة: ب";
+#:   see ``_WORD_LABELS``) and a few foreign sentence forms ("La respuesta es C");
+#: - ``chosen``: "I choose C", "I'll go with (B)", "I'm going with D";
+#: - ``stated correct``: "C is correct", "Option (B) is the correct answer", "Option B is
+#:   the answer", "The third option is correct";
+#: - ``option named``: an option named by its place after any phrase above: "the answer
+#:   is option 3", "Answer: 2)", "the third option", "I choose the second one";
+#: - ``json``: a JSON or Python dict key: ``{"answer": "C"}``, ``{'final_answer': '(D)'}``
+#:   (the value may also be an option's text or place);
+#: - ``last line``: the last non-empty line is the letter alone ("**C**", "(C)", "Option C",
+#:   "Therefore, option C.");
 #: - ``bold``: fallback, a bold letter in the last line, when nothing above was found;
 #: - ``last letter``: opt-in last resort (``last_letter=``), the last standalone capital
 #:   letter anywhere in the answer, as MMLU-Pro's official script does;
 #: - ``invalid letter``: the last stated answer is a letter the question does not have;
 #: - ``none``: no answer found.
 ChoiceHow = Literal["answer", "answer text", "boxed", "boxed text", "chosen", "stated correct",
-                    "last line", "bold", "last letter", "invalid letter", "none"]
+                    "option named", "json", "last line", "bold", "last letter",
+                    "invalid letter", "none"]
 
 
 class Choice(NamedTuple):
@@ -69,6 +78,51 @@ class Choice(NamedTuple):
     letter: str | None
     how: ChoiceHow
 
+
+# Answer labels in other languages, each followed by a colon ("Respuesta: C", "答案：C",
+# "Réponse : B"). From openai/simple-evals:common.py (MULTILINGUAL_ANSWER_REGEXES, the labels
+# of multilingual MMLU's languages): Spanish, French, German, Italian, Portuguese, Swahili,
+# Indonesian, Yoruba, Hindi, Bengali, Korean, Chinese, Japanese, Arabic. Added from general
+# knowledge (not in that list): Russian, Ukrainian, Bulgarian, Polish, Czech, Dutch,
+# Swedish/Danish/Norwegian, Finnish, Hungarian, Romanian, Turkish, Greek, Vietnamese,
+# Malay, Filipino, Croatian/Serbian, Lithuanian, Hebrew, Persian, Thai.
+# Words (matched after a non-letter, case ignored), with an optional "final"/"correct":
+_WORD_LABELS = (
+    "respuesta", "réponse", "reponse", "antwort", "risposta", "resposta", "jibu", "jawaban",
+    "idahun", "ìdáhùn", "idáhùn", "àmọ̀nà", "àdáhùn", "ànúgọ", "àṣàyàn",
+    "ответ", "відповідь", "отговор", "odpowiedź", "odpověď", "antwoord", "svar", "vastaus",
+    "válasz", "răspuns", "cevap", "yanıt", "απάντηση", "đáp án", "trả lời", "jawapan",
+    "sagot", "odgovor", "atsakymas",
+)
+# Scripts without word spaces or with prefixes: matched anywhere ("正确答案：").
+_SCRIPT_LABELS = (
+    "उत्तर", "উত্তর", "답변", "정답", "답", "答案", "答复", "答曰", "答え", "回答", "解答", "答",
+    "الإجابة النهائية", "الإجابة الصحيحة هي", "الإجابة الصحيحة", "الإجابة هي", "الإجابة",
+    "الجواب النهائي", "الجواب", "إجابة", "תשובה", "پاسخ", "คำตอบ",
+)
+
+
+def _alternatives(words: tuple[str, ...]) -> str:
+    """A regex alternation of ``words``, a space matching any run of spaces (the markers'
+    pattern is verbose, where a bare space would be ignored)."""
+    return "|".join(re.escape(w).replace("\\ ", r"\s+") for w in words)
+
+
+_LABEL = (
+    r"(?<![^\W\d_])(?:" + _alternatives(_WORD_LABELS) + r")"
+    r"(?:[ \t]+(?:final|finale|correcta|correcte|correta|corretta|richtige|correcto))?"
+    r"|(?:" + _alternatives(_SCRIPT_LABELS) + ")"
+)
+# "La respuesta es C", "答案是C": the same in a sentence, for the languages models most often
+# answer in.
+_FOREIGN_PHRASE = (
+    r"\b(?:la\s+)?respuesta(?:\s+(?:correcta|final))?\s+es"
+    r"|\b(?:la\s+)?r[ée]ponse(?:\s+(?:correcte|finale))?\s+est"
+    r"|\b(?:die\s+)?(?:richtige\s+)?antwort\s+(?:ist|lautet)"
+    r"|\b(?:a\s+)?resposta(?:\s+(?:correta|final))?\s+[ée]"
+    r"|\b(?:la\s+)?risposta(?:\s+(?:corretta|finale))?\s+[èe]"
+    r"|答案(?:是|为|應該是|应该是)|答えは"
+)
 
 # The phrases after which an answer is stated. Each match only marks a position; the
 # payload after it is read by `_read_letter`, with a bounded window.
@@ -83,9 +137,15 @@ _MARKERS = re.compile(
         (?:[ \t]*(?:\*\*|__))?
         (?: \s+(?:is|would\s+be|should\s+be|must\s+be|will\s+be)\b | [ \t]*[:：=]))
     | (?P<chosen>\b(?:i|we)(?:['’]ll|['’]d|\s+will|\s+would|\s+shall)?\s+
-        (?:choose|pick|select|go\s+with|opt\s+for)\b)
+        (?:choose|pick|select|go\s+with|opt\s+for)\b
+      | \b(?:i['’]m|i\s+am|we['’]re|we\s+are)\s+(?:going\s+with|choosing|picking|selecting
+        |opting\s+for)\b)
     | (?P<boxed>\\(?:boxed|fbox)\s*\{)
-    """,
+    | (?P<json>["'](?:final[_\ ]?)?(?:answer|choice|option|letter
+        |correct[_\ ]?(?:answer|option|choice))(?:[_\ ]?letter)?["']\s*:\s*)
+    """ + r"| (?P<label>(?:" + _LABEL + r")(?:[ \t\u00a0\u202f]*(?:\*\*|__))?"
+    r"[ \t\u00a0\u202f]*[:：ঃ](?:[ \t]*(?:\*\*|__))?)"
+    r"| (?P<phrase>(?:" + _FOREIGN_PHRASE + r"))",
     re.IGNORECASE | re.VERBOSE,
 )
 
@@ -95,13 +155,17 @@ _MARKERS = re.compile(
 _STATED_CORRECT = re.compile(
     r"""
     (?: \b(?:option|choice)\s+\(?(?P<l1>[a-z])\)?
+      | \b(?:option|choice)\s+\(?(?P<n1>\d{1,2})\)?
+      | \bthe\s+(?P<o1>first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last)
+        \s+(?:option|choice|one|answer)
       | \((?P<l2>[a-z])\)
       | \*\*\(?(?P<l3>[a-z])\)?\*\*
       | (?<![\w.])(?<!statement\ )(?<!statements\ )(?<!vitamin\ )(?<!claim\ )(?<!part\ )
         (?<!case\ )(?<!point\ )(?<!type\ )(?<!and\ )(?<!only\ )(?<!group\ )
         (?P<l4>[a-z])(?![\w.])
     )
-    \s+(?:is|seems\s+to\s+be|appears\s+to\s+be|must\s+be)\s+(?:the\s+)?(?:correct|right|best)\b
+    \s+(?:is|seems\s+to\s+be|appears\s+to\s+be|must\s+be)
+    \s+(?:(?:the\s+)?(?:correct|right|best)\b|the\s+(?:final\s+)?answer\b)
     """,
     re.IGNORECASE | re.VERBOSE,
 )
@@ -121,7 +185,7 @@ _CLOSERS = re.compile(r"(?:[*)\]}$`]|\\[)\]]|[ \t]+(?=[)\]]))+")
 # break, punctuation (not "i.e."), or a space then a bracket, a dash, a capital or one of
 # a few words ("C because ..."); "A is wrong" is not an answer.
 _FOLLOW = re.compile(
-    r"""(?: $ | [\n\r] | [,;:!?] | \.(?![A-Za-z])
+    r"""(?: $ | [\n\r] | [,;:!?。，、；：！？] | \.(?![A-Za-z])
          | [ \t]+(?: $ | [\n\r] | [(\[\-–—] | [A-Z] | (?i:because|since|which)\b
                    | is\b(?!\s+(?i:not|wrong|incorrect|false|unlikely|ruled|eliminated)\b)))""",
     re.VERBOSE,
@@ -129,10 +193,36 @@ _FOLLOW = re.compile(
 # A phrase preceded by these words states a hypothesis, not an answer: "If the answer is
 # A, then ...", "if I choose B".
 _HYPOTHETICAL = re.compile(
-    r"\b(?:if|whether|suppose|supposing|assume|assuming|unless)\b"
-    r"(?:\s+(?:the|my|our|final|correct|right|best))*[\s*_]*$",
+    r"(?:\b(?:if|whether|suppose|supposing|assume|assuming|unless|si|wenn|falls|se|если)\b"
+    r"(?:\s+(?:the|my|our|final|correct|right|best|la|el|le|die|der|a|o|il))*"
+    r"|如果|假如|假设|若是|もし)[\s*_]*$",
     re.IGNORECASE,
 )
+# Letters of other scripts: full-width Latin (read everywhere) and, after an answer label,
+# the Arabic letters that label options A-D (openai/simple-evals:common.py,
+# normalize_extracted_answer). Bengali letters are not read: simple-evals' mapping of them
+# is a transliteration we could not confirm.
+_FULLWIDTH = str.maketrans(
+    {**{chr(0xFF21 + i): chr(0x41 + i) for i in range(26)},
+     **{chr(0xFF41 + i): chr(0x61 + i) for i in range(26)}, "（": "(", "）": ")"})
+_ARABIC_LETTER = re.compile(r"([أبجد])(?![\u0600-\u06FF])")
+_ARABIC_TO_LATIN = {"أ": "A", "ب": "B", "ج": "C", "د": "D"}
+# A reference to an option by its place: "the third option", "option 3", "3)", "(2)",
+# "option three", "the last one". Read where a letter would be.
+_ORDINAL_WORDS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+                  "ninth", "tenth")
+_NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_REFERENCE = re.compile(
+    r"""(?:the\s+)?(?P<ord>first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth
+                         |last|1st|2nd|3rd|[4-9]th|10th)\s+(?:option|choice|one|answer
+                         |alternative)\b
+      | (?P<num>\d{1,2})(?![\d.,]\d|[A-Za-z]) | (?P<word>one|two|three|four|five|six|seven
+                                                 |eight|nine|ten)\b""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_NAMES_OPTION = re.compile(r"\b(?:option|choice|alternative)\b", re.IGNORECASE)
+_OPTION_LAST_LINE = re.compile(r"(?:(?:so|thus|therefore|hence),?)?(?:option|choice)([A-Za-z])",
+                               re.IGNORECASE)
 _BOLD = re.compile(r"\*\*\(?([A-Za-z])\)?\*\*")
 _LAST_LINE_MARKUP = re.compile(
     r"\\(?:boxed|fbox|text(?:bf)?|mathrm|mathbf)|\\[()\[\]]|[\s*_>#$`()\[\]{}:.]"
@@ -181,7 +271,7 @@ def _read_letter(text: str, start: int, end: int, in_box: bool) -> str | None:
     if letter is None:
         return None
     after = letter.end()
-    if after < len(text) and (text[after].isalnum() or text[after] in "'’_"):
+    if after < end and (text[after].isalnum() or text[after] in "'’_"):
         return None  # "Mitochondria", "A2", "I'm", "a_1": a word, not a letter
     closers = _CLOSERS.match(text, after, end)
     stop = closers.end() if closers else after
@@ -191,6 +281,55 @@ def _read_letter(text: str, start: int, end: int, in_box: bool) -> str | None:
     else:
         ok = stop > after or _FOLLOW.match(text, after) is not None
     return letter.group(0).upper() if ok else None
+
+
+_AMBIGUOUS = "?"
+_PAST_LAST = "!"  # "option 6" of four: not a valid letter, so an "invalid letter"
+
+
+def _read_reference(text: str, start: int, end: int, letters: str,
+                    options: Sequence[str]) -> str | None:
+    """The letter of an option named by its place at ``start`` ("option 3", "3)", "(2)",
+    "option three", "the third option", "the second one", "the last choice"), or ``None``.
+
+    A bare number ("Answer: 3") is a value, not a place, unless "option"/"choice" or a
+    closing parenthesis marks it. Returns ``_AMBIGUOUS`` when a number names one option by
+    place and another by its text (options "3, 5, 7, 9" and "3)"), and ``_PAST_LAST`` for a
+    place past the last option. "the last ..." needs ``options``.
+    """
+    lead = _LEAD.match(text, start, end)
+    pos = lead.end() if lead else start
+    ref = _REFERENCE.match(text, pos, end)
+    if ref is None:
+        return None
+    after = ref.end()
+    closers = _CLOSERS.match(text, after, end)
+    stop = closers.end() if closers else after
+    numbered = ref.group("ord") is None
+    if numbered:
+        raw = ref.group("num") or ref.group("word")
+        named = _NAMES_OPTION.search(text, start, pos) is not None
+        parenthesised = closers is not None and ")" in closers.group(0)
+        if not named and (ref.group("word") or not parenthesised):
+            return None
+        index = int(raw) - 1 if raw.isdigit() else _NUMBER_WORDS.index(raw.lower())
+    else:
+        word = ref.group("ord").lower()
+        if word == "last":
+            if not options:
+                return None
+            index = len(options) - 1
+        else:
+            index = (_ORDINAL_WORDS.index(word) if word in _ORDINAL_WORDS
+                     else int(word[:-2]) - 1)
+    if stop < end and _FOLLOW.match(text, stop) is None:
+        return None  # "option 3 is wrong", "the third option's", "(1) the pressure ..."
+    if not 0 <= index < len(letters):
+        return _PAST_LAST
+    if numbered and options and any(_norm(o) == str(index + 1)
+                                    for i, o in enumerate(options) if i != index):
+        return _AMBIGUOUS
+    return letters[index]
 
 
 def _text_candidates(text: str, start: int, end: int) -> list[str]:
@@ -239,9 +378,16 @@ def extract_choice(text: str, letters: str, options: Sequence[str] = (), *,
     "The correct option is A.", ``\\boxed{D}``, ``\\boxed{\\text{D}}``, ``\\boxed{(D)}``,
     "I choose C", "C is correct", a last line holding only the letter ("**C**"), and, when
     ``options`` are given, the text of one option in place of its letter ("Answer:
-    mitochondria"). The *last* statement wins, so a change of mind counts. Letters
-    mentioned while reasoning do not count ("Option A is wrong because...", the article
-    "a", the pronoun "I"), nor hypotheses ("If the answer is A, ...").
+    mitochondria"). Also: answer labels of other languages ("Respuesta: C", "答案：C",
+    "Réponse : B"; full-width letters and, after a label, the Arabic letters for A-D),
+    JSON (``{"answer": "C"}``), an option named by its place ("the answer is option 3",
+    "Answer: 2)", "the third option", "option two"; a bare number such as "Answer: 3" is a
+    value, read only as the text of an option). The *last* statement wins, so a change of
+    mind counts, in whatever form it is restated. Letters mentioned while reasoning do not
+    count ("Option A is wrong because...", "the third option is incorrect", the article
+    "a", the pronoun "I"), nor hypotheses ("If the answer is A, ...", "Si la respuesta es
+    A", "如果答案是A"). Where a statement is ambiguous ("3)" when the options are the
+    numbers 2, 3, 4, 5), no answer is found rather than a guess.
 
     Args:
         text: the model's answer (reasoning already removed, if the endpoint separated it).
@@ -272,14 +418,40 @@ def extract_choice(text: str, letters: str, options: Sequence[str] = (), *,
         Choice(letter='C', how='answer')
     """
     _check_letters(letters)
-    tail = text[-MAX_TAIL:]
+    tail = text[-MAX_TAIL:].translate(_FULLWIDTH)
     valid = frozenset(letters)
     known = _Options(letters, options) if options else None
     found: list[tuple[int, str | None, ChoiceHow]] = []
 
+    def reference(start: int, end: int, how: ChoiceHow) -> bool:
+        """Record an option named by its place ("option 3", "the third one"), if any."""
+        named = _read_reference(tail, start, end, letters, options)
+        if named is None:
+            return False
+        if named == _AMBIGUOUS:  # "3)" among numeric options: no answer, not a guess
+            found.append((start, None, "none"))
+        else:
+            found.append((start, named, how) if named in valid
+                         else (start, None, "invalid letter"))
+        return True
+
     for match in _MARKERS.finditer(tail):
         kind = match.lastgroup
         start, after = match.start(), match.end()
+        if kind == "json":
+            quote = tail[after : after + 1]
+            value_end = (tail.find(quote, after + 1, after + _PAYLOAD_WINDOW)
+                         if quote and quote in "\"'" else -1)
+            if value_end < 0:
+                continue
+            letter = _read_letter(tail, after + 1, value_end, in_box=True)
+            if letter is not None:
+                found.append((start, letter, "json") if letter in valid
+                             else (start, None, "invalid letter"))
+            elif not reference(after + 1, value_end, "json") and known is not None and (
+                    text_letter := known.match([tail[after + 1 : value_end]])):
+                found.append((start, text_letter, "json"))
+            continue
         if kind == "boxed":
             close = _box_end(tail, after)
             if close is None:
@@ -295,8 +467,14 @@ def extract_choice(text: str, letters: str, options: Sequence[str] = (), *,
             continue
         end = min(len(tail), after + _PAYLOAD_WINDOW)
         letter = _read_letter(tail, after, end, in_box=False)
+        if letter is None and kind == "label":
+            lead = _LEAD.match(tail, after, end)
+            arabic = _ARABIC_LETTER.match(tail, lead.end() if lead else after)
+            letter = _ARABIC_TO_LATIN[arabic.group(1)] if arabic else None
         if letter is not None and letter in valid:
             found.append((start, letter, "chosen" if kind == "chosen" else "answer"))
+            continue
+        if letter is None and reference(after, end, "option named"):
             continue
         if known is not None and kind != "chosen":
             text_letter = known.match(_text_candidates(tail, after, end))
@@ -310,14 +488,22 @@ def extract_choice(text: str, letters: str, options: Sequence[str] = (), *,
         bare = match.group("l4")
         if bare is not None and not bare.isupper():
             continue
-        raw = bare or match.group("l1") or match.group("l2") or match.group("l3")
         start = match.start()
-        if raw.upper() in valid and not _HYPOTHETICAL.search(tail, max(0, start - 40), start):
+        if _HYPOTHETICAL.search(tail, max(0, start - 40), start):
+            continue
+        if match.group("n1") or match.group("o1"):
+            reference(start, match.end(), "stated correct")
+            continue
+        raw = bare or match.group("l1") or match.group("l2") or match.group("l3")
+        if raw.upper() in valid:
             found.append((start, raw.upper(), "stated correct"))
 
     stripped = tail.rstrip()
     line_start = stripped.rfind("\n") + 1
     core = _LAST_LINE_MARKUP.sub("", stripped[line_start:])
+    option_line = _OPTION_LAST_LINE.fullmatch(core)
+    if option_line is not None:  # "**Option C**", "Therefore, option C."
+        core = option_line.group(1)
     if len(core) == 1 and core.upper() in valid:
         found.append((line_start, core.upper(), "last line"))
 

@@ -66,7 +66,7 @@ class GradingContext:
             # its time limit.
             self._pool = GradingPool(
                 self.options.workers(), timeout_s=self.options.timeout_s,
-                preimport=("sympy", "latex2sympy2_extended", "evals.grading.equiv"),
+                preimport=("sympy", "latex2sympy2_extended", "evals.grading.math_compare"),
             )
         return self._pool
 

@@ -1,6 +1,6 @@
 """The expression layer of math grading: exact numbers, an arithmetic evaluator, sympy.
 
-``evals.grading.equiv`` handles normalisation and structure (tuples, sets, intervals,
+``evals.grading.math_compare`` handles normalisation and structure (tuples, sets, intervals,
 equations) and hands single values here, cheapest test first:
 
 1. ``to_number``: integers, decimals, ``\\frac{a}{b}``, ``a/b``, mixed numbers,
@@ -32,7 +32,16 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["MAX_EXPRESSION", "TooLarge", "compare_expressions", "sympy_compare", "to_number"]
+__all__ = [
+    "MAX_EXPRESSION",
+    "TooLarge",
+    "compare_expressions",
+    "constant_value",
+    "linear_form",
+    "number_from_words",
+    "sympy_compare",
+    "to_number",
+]
 
 MAX_EXPRESSION = 1000
 _MAX_BITS = 100_000  # exact integers beyond ~30,000 digits are "too large"
@@ -116,7 +125,115 @@ def to_number(text: str) -> Fraction | None:
         if abs(exponent) > 400:
             return None
         return sign * _fraction(mantissa) * Fraction(10) ** exponent
-    return None
+    return number_from_words(text)
+
+
+# -- numbers in words ---------------------------------------------------------------------
+
+_CARDINALS = {w: i for i, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"])}
+_TENS_WORDS = {w: 10 * i for i, w in enumerate(
+    ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], start=2)}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
+_ORDINALS = {w: i for i, w in enumerate(["zeroth", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth"])}
+# Denominators of a fraction in words: "three fourths", "one half", "two thirds".
+_DENOMINATORS = {**{w: n for w, n in _ORDINALS.items() if n >= 3},
+                 **{w + "s": n for w, n in _ORDINALS.items() if n >= 3},
+                 "half": 2, "halves": 2, "quarter": 4, "quarters": 4}
+_WORD_SPLIT = re.compile(r"[\s-]+")
+_WORDS_ONLY = re.compile(r"[a-z][a-z\s-]*")
+# "1.5 times 10 to the minus 3", "2.5 times ten to the sixth power", "4 x 10 to the power of -2"
+_SCI_WORDS = re.compile(
+    r"(?P<m>\d+(?:\.\d+)?|\.\d+)\s*(?:times|x|\*|\\times|\\cdot)\s*(?:10|ten)\s+to\s+the\s+"
+    r"(?:power\s+of\s+)?(?P<neg>minus\s+|negative\s+|-\s*)?(?P<e>\d+|[a-z]+)"
+    r"(?:st|nd|rd|th)?(?:\s+power)?")
+
+
+def _integer_words(tokens: list[str]) -> int | None:
+    """The integer that English number words spell ("one hundred twenty-three"), or None
+    when the words are not exactly a number ("five six", "hundred")."""
+    total = current = 0
+    last = ""  # the kind of the previous word: unit, teen, tens, hundred, scale
+    for token in tokens:
+        if token == "and" and last in ("hundred", "scale"):
+            continue
+        if token in _CARDINALS:
+            value = _CARDINALS[token]
+            kind = "teen" if value >= 10 else "unit"
+            if last in ("unit", "teen") or (last == "tens" and kind == "teen"):
+                return None
+            current += value
+        elif token in _TENS_WORDS:
+            kind = "tens"
+            if last in ("unit", "teen", "tens"):
+                return None
+            current += _TENS_WORDS[token]
+        elif token == "hundred":
+            kind = "hundred"
+            if last not in ("unit", "teen", "tens") or current >= 100:
+                return None
+            current *= 100
+        elif token in _SCALES:
+            kind = "scale"
+            if last not in ("unit", "teen", "tens", "hundred"):
+                return None
+            total += current * _SCALES[token]
+            current = 0
+        else:
+            return None
+        last = kind
+    return total + current if last else None
+
+
+def _exponent_word(word: str) -> int | None:
+    if word.isdigit():
+        return int(word)
+    return _CARDINALS.get(word, _ORDINALS.get(word))
+
+
+def number_from_words(text: str) -> Fraction | None:
+    """The value of a number written in words, or ``None``.
+
+    Reads English cardinals ("twelve", "forty-five", "one hundred and five"), an optional
+    sign word ("negative", "minus"), simple fractions ("one half", "three fourths", "two
+    thirds") and scientific notation in words ("1.5 times 10 to the minus 3", "2.5 times
+    ten to the sixth power"). Anything else, including a number word inside a sentence,
+    gives ``None``.
+
+    Example:
+        >>> number_from_words("forty-five"), number_from_words("three fourths")
+        (Fraction(45, 1), Fraction(3, 4))
+        >>> number_from_words("1.5 times 10 to the minus 3")
+        Fraction(3, 2000)
+    """
+    t = text.strip().lower().rstrip(".")
+    if not t or len(t) > 120:
+        return None
+    sci = _SCI_WORDS.fullmatch(t)
+    if sci is not None:
+        exponent = _exponent_word(sci.group("e"))
+        if exponent is None or exponent > 400:
+            return None
+        sign = -1 if sci.group("neg") else 1
+        return Fraction(sci.group("m")) * Fraction(10) ** (sign * exponent)
+    if not _WORDS_ONLY.fullmatch(t):
+        return None
+    tokens = [w for w in _WORD_SPLIT.split(t) if w]
+    negative = bool(tokens) and tokens[0] in ("negative", "minus")
+    tokens = tokens[1:] if negative else tokens
+    if len(tokens) > 12 or not tokens:
+        return None
+    value: Fraction | None = None
+    if len(tokens) >= 2 and tokens[-1] in _DENOMINATORS:
+        count = 1 if tokens[:-1] == ["a"] else _integer_words(tokens[:-1])
+        plural = tokens[-1].endswith("s")  # "one half", "two halves", "three fourths"
+        if count is not None and count > 0 and (count == 1) != plural:
+            value = Fraction(count, _DENOMINATORS[tokens[-1]])
+    else:
+        integer = _integer_words(tokens)
+        value = Fraction(integer) if integer is not None else None
+    if value is None:
+        return None
+    return -value if negative else value
 
 
 # -- the arithmetic reader ------------------------------------------------------------------
@@ -523,6 +640,43 @@ def compare_expressions(gold: str, answer: str, *, proportional: bool = False
     if names:
         return True, f"expression match ({how} at sample points)"
     return True, "exact value match" if exact else "numeric match"
+
+
+def linear_form(text: str) -> tuple[str, Fraction, Fraction] | None:
+    """``text`` as ``slope * var + intercept`` with rational coefficients, or ``None``.
+
+    Example:
+        >>> linear_form("2x - 5")
+        ('x', Fraction(2, 1), Fraction(-5, 1))
+    """
+    parsed = _parse(text)
+    if parsed is None or len(parsed.names) != 1:
+        return None
+    (name,) = parsed.names
+    try:
+        values = [_evaluate(parsed.tree, {name: Fraction(x)}) for x in (0, 1, 2, Fraction(13, 7))]
+    except (ZeroDivisionError, ValueError, OverflowError, _Unsupported):
+        return None
+    if not all(isinstance(v, Fraction) for v in values):
+        return None
+    f0, f1, f2, f3 = (v for v in values if isinstance(v, Fraction))
+    slope = f1 - f0
+    if slope == 0 or f2 - f1 != slope or f3 != f0 + slope * Fraction(13, 7):
+        return None
+    return name, slope, f0
+
+
+def constant_value(text: str) -> float | None:
+    """The real value of a constant expression ("\\\\sqrt{3}", "\\\\frac{9}{2}"), or ``None``
+    (a variable, a non-real value, outside the evaluator's subset)."""
+    parsed = _parse(text)
+    if parsed is None or parsed.names:
+        return None
+    try:
+        value = complex(_evaluate(parsed.tree, {}))
+    except (ZeroDivisionError, ValueError, OverflowError, _Unsupported):
+        return None
+    return value.real if abs(value.imag) <= 1e-12 * max(1.0, abs(value.real)) else None
 
 
 # -- sympy ----------------------------------------------------------------------------------
