@@ -28,24 +28,9 @@ each program runs under `bubblewrap <https://github.com/containers/bubblewrap>`_
   harness itself dies, ``--die-with-parent`` (a parent-death signal on bubblewrap and on
   the namespace's init) takes the sandbox down with it.
 
-The process cap. ``RLIMIT_NPROC`` counts the tasks (processes *and* threads) of a user
-id, and the kernel never enforces it for host uid 0. Since Linux 5.14 the count is kept
-per user namespace, so a fresh user namespace per program makes the cap per program:
-
-* run by an ordinary user, bubblewrap creates the user namespace (``--unshare-user``) and
-  the program runs under the user's own uid, so at most ``processes`` tasks of the program
-  exist at once (bubblewrap's own init counts as one);
-* run by root, bubblewrap keeps root's capabilities and uid 0 would make the cap void,
-  so the program is started as uid/gid 65534 (``nobody``) with no supplementary groups
-  and no capabilities (``unshare --setuid``), then enters a user namespace of its own
-  (``unshare --user``); the cap counts the program's tasks only, whatever runs in
-  parallel. A program that is root-owned nowhere cannot signal bubblewrap's init either.
-
-``prlimit`` runs last, after the user namespace exists: the kernel also checks each
-ancestor level against the limit in force when a namespace was created, so a cap set
-earlier would make all programs running in parallel share it. For the same reason a user
-namespace the program makes itself cannot escape the cap (and as an ordinary user
-bubblewrap forbids nested user namespaces outright, ``--disable-userns``).
+The process cap (``Limits.processes``) needs a user namespace per program; how the
+command line achieves that, as an ordinary user and as root, is explained in
+``evals._bwrap``, the module that builds it.
 
 Start-up cost is about 10-15 ms above a plain subprocess on a 2-core VM
 (``bench/sandbox.py``): bubblewrap's namespaces take most (the network namespace alone
@@ -68,13 +53,11 @@ import asyncio
 import contextlib
 import functools
 import json
-import math
 import os
 import posixpath
 import resource
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -82,6 +65,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from evals._bwrap import (
+    SANDBOX_HOME,
+    bwrap_command,
+    environment,
+    find_bwrap,
+    probe,
+    rlimits,
+)
 from evals.errors import ConfigError
 
 __all__ = [
@@ -94,11 +85,7 @@ __all__ = [
     "make_executor",
 ]
 
-#: The uid and gid a program runs under when the harness runs as root.
-NOBODY = 65534
-_MIN_BWRAP = (0, 8)  # --size and --perms for tmpfs
 _READ_CHUNK = 1 << 16
-_SANDBOX_HOME = "/tmp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +101,8 @@ class Limits:
         memory_mb: address space per process (``RLIMIT_AS``), not resident memory: a
             Python program needs about 30 MB, a thread stack reserves 8 MB.
         processes: tasks (processes and threads) the program may have at once, counting
-            its main process. Enforced only by ``BwrapExecutor`` (see the module
-            docstring); ``UnsafeExecutor`` ignores it.
+            its main process. Enforced only by ``BwrapExecutor`` (see
+            ``evals._bwrap``); ``UnsafeExecutor`` ignores it.
         file_size_mb: largest file the program may write (``RLIMIT_FSIZE``).
         open_files: file descriptors per process (``RLIMIT_NOFILE``), including the
             three standard ones.
@@ -183,10 +170,6 @@ class Executor(Protocol):
         ...
 
 
-_UNSAFE_HINT = ("or pass --unsafe-no-sandbox to run model-written code without isolation "
-                "knowingly")
-
-
 def make_executor(unsafe: bool = False, *, max_parallel: int | None = None) -> Executor:
     """The executor for model-written code on this machine.
 
@@ -200,19 +183,16 @@ def make_executor(unsafe: bool = False, *, max_parallel: int | None = None) -> E
         once per process and takes a few milliseconds).
 
     Raises:
-        SandboxUnavailable: ``bwrap`` is not on ``PATH``, is older than 0.8, or cannot
-            create namespaces here (user namespaces disabled); the message names the fix.
+        SandboxUnavailable: ``bwrap`` is not on ``PATH`` (or ``$EVALS_BWRAP`` names no
+            executable), is older than 0.8, or cannot create namespaces here (user
+            namespaces disabled); the message names the fix.
     """
     if unsafe:
         return UnsafeExecutor(max_parallel)
-    bwrap = shutil.which("bwrap")
+    bwrap, problem = find_bwrap()
     if bwrap is None:
-        raise SandboxUnavailable(
-            "bubblewrap ('bwrap') is not on PATH, so model-written code cannot be isolated. "
-            "Install it (Debian/Ubuntu: apt-get install -y bubblewrap; Fedora: dnf install "
-            f"bubblewrap) {_UNSAFE_HINT}."
-        )
-    problem = _probe(bwrap, os.geteuid() == 0)
+        raise SandboxUnavailable(problem)
+    problem = probe(bwrap, os.geteuid() == 0, Limits())
     if problem:
         raise SandboxUnavailable(problem)
     return BwrapExecutor(max_parallel, bwrap=bwrap)
@@ -335,7 +315,7 @@ class UnsafeExecutor(_Base):
         workdir = tempfile.mkdtemp(prefix="evals-unsafe-")
         try:
             _write_tree(workdir, files)
-            env = _environment(workdir)
+            env = environment(workdir)
             started = time.perf_counter()
             proc = await asyncio.create_subprocess_exec(
                 *argv, cwd=workdir, env=env, start_new_session=True,
@@ -363,7 +343,8 @@ class BwrapExecutor(_Base):
 
     Args:
         max_parallel: programs running at once (``None``: the number of cores).
-        bwrap: path of the ``bwrap`` binary (``None``: looked up on ``PATH`` at each run).
+        bwrap: path of the ``bwrap`` binary (``None``: ``$EVALS_BWRAP``, else looked up on
+            ``PATH``, at each run).
     """
 
     _signal_base = 128
@@ -374,7 +355,7 @@ class BwrapExecutor(_Base):
 
     async def _run_one(self, argv: list[str], files: list[tuple[str, bytes]], stdin: bytes,
                        limits: Limits) -> ExecResult:
-        bwrap = self._bwrap or shutil.which("bwrap") or "bwrap"
+        bwrap = self._bwrap or find_bwrap().path or "bwrap"
         fds: list[int] = []
         try:
             info_r, info_w = os.pipe()
@@ -382,15 +363,15 @@ class BwrapExecutor(_Base):
             os.set_blocking(info_r, False)
             file_args: list[str] = []
             for directory in _parents(path for path, _ in files):
-                file_args += ["--perms", "0777", "--dir", posixpath.join(_SANDBOX_HOME, directory)]
+                file_args += ["--perms", "0777", "--dir", posixpath.join(SANDBOX_HOME, directory)]
             for path, content in files:
                 fd = os.memfd_create("evals-input")
                 fds.append(fd)
                 _write_all(fd, content)
                 os.lseek(fd, 0, os.SEEK_SET)
                 file_args += ["--perms", "0666", "--file", str(fd),
-                              posixpath.join(_SANDBOX_HOME, path)]
-            command = _bwrap_command(bwrap, os.geteuid() == 0, limits, info_w, file_args, argv)
+                              posixpath.join(SANDBOX_HOME, path)]
+            command = bwrap_command(bwrap, os.geteuid() == 0, limits, info_w, file_args, argv)
             started = time.perf_counter()
             proc = await asyncio.create_subprocess_exec(
                 *command, env={}, start_new_session=True, pass_fds=fds[1:],
@@ -645,180 +626,7 @@ def _child_pid(data: bytes) -> int | None:
     return pid if isinstance(pid, int) and pid > 1 else None
 
 
-def _environment(home: str) -> dict[str, str]:
-    interpreter_bin = os.path.dirname(sys.executable)
-    return {
-        "PATH": f"{interpreter_bin}:/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "HOME": home,
-        "TMPDIR": home,
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0",
-        "PYTHONNOUSERSITE": "1",
-    }
-
-
-def _rlimits(limits: Limits) -> list[tuple[int, int, int]]:
-    """``(resource, soft, hard)`` for every limit an rlimit enforces."""
-    cpu = max(1, math.ceil(limits.cpu_s))
-    return [
-        (resource.RLIMIT_AS, limits.memory_mb << 20, limits.memory_mb << 20),
-        (resource.RLIMIT_CPU, cpu, cpu + 1),
-        (resource.RLIMIT_FSIZE, limits.file_size_mb << 20, limits.file_size_mb << 20),
-        (resource.RLIMIT_NOFILE, limits.open_files, limits.open_files),
-        (resource.RLIMIT_CORE, 0, 0),
-    ]
-
-
 def _set_rlimits(limits: Limits) -> None:
     """``preexec_fn`` of ``UnsafeExecutor`` (no process cap: see the module docstring)."""
-    for which, soft, hard in _rlimits(limits):
+    for which, soft, hard in rlimits(limits):
         resource.setrlimit(which, (soft, hard))
-
-
-_PRLIMIT_FLAGS = {
-    resource.RLIMIT_AS: "--as",
-    resource.RLIMIT_CPU: "--cpu",
-    resource.RLIMIT_FSIZE: "--fsize",
-    resource.RLIMIT_NOFILE: "--nofile",
-    resource.RLIMIT_CORE: "--core",
-}
-
-
-def _bwrap_command(bwrap: str, as_root: bool, limits: Limits, info_fd: int,
-                   file_args: list[str], argv: list[str]) -> list[str]:
-    """The whole command line: host wrapper, bubblewrap options, in-sandbox wrappers."""
-    tools = _tools()
-    disk = str(limits.disk_mb << 20)
-    command = [bwrap, *(_ROOT_OPTIONS if as_root else _USER_OPTIONS),
-               "--info-fd", str(info_fd), *_layout_before_tmp(),
-               "--perms", "0777", "--size", disk, "--tmpfs", _SANDBOX_HOME,
-               *_layout_after_tmp(),
-               "--perms", "0777", "--size", disk, "--tmpfs", "/dev/shm",
-               *file_args, "--chdir", _SANDBOX_HOME, "--clearenv"]
-    for name, value in _environment(_SANDBOX_HOME).items():
-        command += ["--setenv", name, value]
-    command.append("--")
-    if as_root:
-        # Two steps: become nobody in the host's user namespace (setgroups, setgid,
-        # setuid: every capability goes), then enter a user namespace of its own, whose
-        # task count RLIMIT_NPROC then bounds. (setpriv would do the first step, at
-        # 1.5 ms more per program.)
-        command += [tools.unshare, f"--setgid={NOBODY}", f"--setuid={NOBODY}", "--",
-                    tools.unshare, "--user", "--"]
-    command += [tools.prlimit, f"--nproc={limits.processes}"]
-    command += [f"{_PRLIMIT_FLAGS[which]}={soft}:{hard}" for which, soft, hard in _rlimits(limits)]
-    return [*command, "--", *argv]
-
-
-_COMMON_OPTIONS = ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                   "--hostname", "sandbox", "--die-with-parent", "--new-session")
-# Root: bubblewrap would keep every capability; keep only what unshare needs to drop to
-# nobody (setresuid clears the rest; the program's own user namespace then gives it a
-# full bounding set that is meaningless outside that namespace).
-_ROOT_OPTIONS = (*_COMMON_OPTIONS, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
-                 "--cap-add", "CAP_SETGID")
-_USER_OPTIONS = (*_COMMON_OPTIONS, "--unshare-user", "--disable-userns")
-
-
-@dataclass(frozen=True, slots=True)
-class _Tools:
-    unshare: str
-    prlimit: str
-
-
-@functools.cache
-def _tools() -> _Tools:
-    # Absolute host paths under /usr (or /bin) are the same inside the sandbox.
-    found = [shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin") or name
-             for name in ("unshare", "prlimit")]
-    return _Tools(*found)
-
-
-@functools.cache
-def _layout_before_tmp() -> tuple[str, ...]:
-    """System directories, read-only, and a fresh /proc and /dev; computed once."""
-    args = ["--ro-bind", "/usr", "/usr"]
-    for name in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(name):
-            args += ["--symlink", os.readlink(name), name]
-        elif os.path.isdir(name):
-            args += ["--ro-bind", name, name]
-    for path in ("/etc/ld.so.cache", "/etc/alternatives"):
-        if os.path.exists(path):
-            args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    return tuple(args)
-
-
-@functools.cache
-def _layout_after_tmp() -> tuple[str, ...]:
-    """The current interpreter's installation and virtual environment, read-only.
-
-    Only these directories are bound, not their parents: an interpreter under
-    ``/root/.pyenv`` makes ``/root/.pyenv/versions/X`` visible and nothing else of
-    ``/root``. Missing parents are created world-readable (bubblewrap's default is 0700,
-    which nobody could traverse).
-    """
-    covered = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-    candidates = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                                 sys.base_exec_prefix)}
-    candidates.add(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
-    candidates.add(os.path.dirname(os.path.dirname(os.path.abspath(sys.executable))))
-    roots: list[str] = []
-    for path in sorted(candidates, key=len):
-        if path == "/" or not os.path.isdir(path):
-            continue
-        if any(path == r or path.startswith(r + "/") for r in (*covered, *roots)):
-            continue
-        roots.append(path)
-    args: list[str] = []
-    made = {"/", _SANDBOX_HOME}
-    for root in roots:
-        parents = []
-        parent = posixpath.dirname(root)
-        while parent not in made:
-            parents.append(parent)
-            parent = posixpath.dirname(parent)
-        for directory in reversed(parents):
-            args += ["--perms", "0755", "--dir", directory]
-            made.add(directory)
-        args += ["--ro-bind", root, root]
-        made.add(root)
-    return tuple(args)
-
-
-@functools.cache
-def _probe(bwrap: str, as_root: bool) -> str:
-    """Run ``true`` the way programs will run; return "" or what is wrong and the fix."""
-    try:
-        version = subprocess.run([bwrap, "--version"], capture_output=True, text=True,
-                                 timeout=10, check=False).stdout.split()[-1]
-        parsed = tuple(int(part) for part in version.split(".")[:2])
-    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
-        return f"bubblewrap at {bwrap} does not run ({exc}). Reinstall it ({_INSTALL}) {_UNSAFE_HINT}."
-    if parsed < _MIN_BWRAP:
-        return (f"bubblewrap {version} at {bwrap} is too old: version 0.8 or newer is needed "
-                f"to bound the sandbox's tmpfs. Upgrade it {_UNSAFE_HINT}.")
-    info_r, info_w = os.pipe()
-    try:
-        command = _bwrap_command(bwrap, as_root, Limits(), info_w, [], ["true"])
-        done = subprocess.run(command, capture_output=True, pass_fds=(info_w,), env={},
-                              timeout=30, check=False, start_new_session=True)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bubblewrap at {bwrap} failed to start a probe program ({exc}) {_UNSAFE_HINT}."
-    finally:
-        os.close(info_r)
-        os.close(info_w)
-    if done.returncode == 0:
-        return ""
-    said = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
-    return (f"bubblewrap is installed ({bwrap}) but cannot build a sandbox here: {said}. "
-            "User namespaces are probably disabled: enable them (sysctl -w "
-            "kernel.unprivileged_userns_clone=1 on Debian, sysctl -w user.max_user_namespaces="
-            "15000, or on Ubuntu 24.04 sysctl -w kernel.apparmor_restrict_unprivileged_userns=0; "
-            "in a container, allow unshare/clone of namespaces), install util-linux (unshare, "
-            f"prlimit) if missing, {_UNSAFE_HINT}.")
-
-
-_INSTALL = "apt-get install -y bubblewrap"

@@ -1,8 +1,8 @@
 """Code grading: extraction, LiveCodeBench's comparison rule, and real runs in the sandbox.
 
 Programs run through the real bubblewrap executor (``evals.sandbox``). LiveCodeBench rows
-come from ../shared/data/livecodebench (60 real problems with rebuilt public tests);
-HumanEval from ../shared/data/humaneval (the original 164 problems).
+come from livecodebench/ (60 real problems with rebuilt public tests) and HumanEval from
+humaneval/ (the original 164 problems) of the test data (``benchmark_path`` in conftest).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import benchmark_path, require_sandbox
 
 from evals.data import load_task_data
 from evals.errors import ConfigError, DataError
@@ -32,14 +32,16 @@ from evals.grading.lcb import TestCase as Case
 from evals.records import Grade, Sample
 from evals.registry import Registry, Task
 
-LCB_SAMPLE = SHARED_DATA / "livecodebench" / "code_generation_lite_sample.jsonl"
-HUMANEVAL = SHARED_DATA / "humaneval" / "HumanEval.jsonl"
+LCB_SAMPLE = "livecodebench/code_generation_lite_sample.jsonl"  # via benchmark_path
+HUMANEVAL = "humaneval/HumanEval.jsonl"
 SOLUTIONS = Path(__file__).parent / "cases" / "lcb_solutions.jsonl"
 
 T = TypeVar("T")
 
 
 def run(coro: Awaitable[T]) -> T:
+    require_sandbox(coro)
+
     async def main() -> T:
         async with GradingContext():
             return await coro
@@ -48,6 +50,7 @@ def run(coro: Awaitable[T]) -> T:
 
 
 def gather(coros: list[Awaitable[T]]) -> list[T]:
+    require_sandbox(*coros)
     async def all_of() -> list[T]:
         return list(await asyncio.gather(*coros))
 
@@ -139,7 +142,7 @@ def _solutions() -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def lcb() -> tuple[Task, dict[str, Sample]]:
     task = Registry().get("livecodebench")
-    samples = {s.id: s for s in load_task_data(task, LCB_SAMPLE).samples}
+    samples = {s.id: s for s in load_task_data(task, benchmark_path(LCB_SAMPLE)).samples}
     return task, samples
 
 
@@ -325,8 +328,9 @@ def test_sys_exit_ends_a_stdin_program_normally_as_in_the_reference():
 @pytest.fixture(scope="module")
 def humaneval() -> tuple[Task, list[Sample], dict[str, dict[str, Any]]]:
     task = Registry().get("humaneval")
-    samples = load_task_data(task, HUMANEVAL).samples
-    rows = {r["task_id"]: r for r in map(json.loads, HUMANEVAL.read_text().splitlines())}
+    samples = load_task_data(task, benchmark_path(HUMANEVAL)).samples
+    lines = benchmark_path(HUMANEVAL).read_text().splitlines()
+    rows = {r["task_id"]: r for r in map(json.loads, lines)}
     return task, samples, rows
 
 
@@ -415,7 +419,8 @@ def test_release_and_date_options_filter_the_sample():
     assert base.dataset.data_files[-1] == "test5.jsonl"
 
     def count(**options: str) -> int:
-        return len(load_task_data(base.with_options(options), LCB_SAMPLE).samples)
+        data = benchmark_path(LCB_SAMPLE)
+        return len(load_task_data(base.with_options(options), data).samples)
 
     assert count() == 60  # the sample lies inside release_v5
     assert count(release="v1") == 33  # contest dates before 2024-04-01
@@ -431,7 +436,8 @@ def test_release_and_date_options_filter_the_sample():
 
 
 def test_bad_rows_are_listed_with_their_field_not_as_an_option(tmp_path: Path) -> None:
-    rows = [json.loads(line) for line in LCB_SAMPLE.read_text().splitlines()[:3]]
+    lines = benchmark_path(LCB_SAMPLE).read_text().splitlines()
+    rows = [json.loads(line) for line in lines[:3]]
     rows[0]["contest_date"] = "August 2024"
     rows[1]["private_test_cases"] = "not base64 at all!"
     bad = tmp_path / "lcb.jsonl"
@@ -446,7 +452,7 @@ def test_bad_rows_are_listed_with_their_field_not_as_an_option(tmp_path: Path) -
 def test_the_simulator_loads_the_release_a_run_asks_for() -> None:
     from evals.simulator import AnswerBook
 
-    data = {"livecodebench": LCB_SAMPLE}
+    data = {"livecodebench": benchmark_path(LCB_SAMPLE)}
     assert len(AnswerBook.from_tasks(["livecodebench"], data)) == 60
     v1 = AnswerBook.from_tasks(["livecodebench"], data, options=(("release", "v1"),))
     assert len(v1) == 33  # the same problems `evals run --release v1` sends

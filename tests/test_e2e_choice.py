@@ -2,7 +2,7 @@
 HTTP, shuffled prompts per attempt, the run store, resume and ``evals grade``.
 
 Data: ``fixtures/gpqa_fixture.csv`` (GPQA's columns, twelve questions written for this
-project), ``../shared/data/mmlu_pro_sample`` (200 MMLU-Pro test rows, and the same rows in
+project), ``mmlu_pro_sample/`` of the test data (200 MMLU-Pro test rows, and the same rows in
 GPQA's column names). No GPQA text is used.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pandas as pd
 import pytest
+from conftest import benchmark_path
 from helpers import read_log, run_sync
 
 import evals
@@ -25,9 +26,8 @@ from evals.runner import GradeConfig, RunConfig, grade_responses, run
 
 HERE = Path(__file__).parent
 GPQA_FIXTURE = HERE / "fixtures" / "gpqa_fixture.csv"
-SAMPLE_DIR = HERE.parents[1] / "shared" / "data" / "mmlu_pro_sample"
-MMLU_PRO = SAMPLE_DIR / "mmlu_pro_test_stem_sample.jsonl"
-GPQA_SHAPED = SAMPLE_DIR / "gpqa_shaped_from_mmlu_pro.jsonl"
+MMLU_PRO = "mmlu_pro_sample/mmlu_pro_test_stem_sample.jsonl"  # via benchmark_path
+GPQA_SHAPED = "mmlu_pro_sample/gpqa_shaped_from_mmlu_pro.jsonl"
 
 
 def _config(base_url: str, task: str, data: Path, out: Path, **kw: Any) -> RunConfig:
@@ -110,16 +110,17 @@ def test_gpqa_fixture_shuffled_scored_broken_down_and_resumed(simulator, tmp_pat
 
 
 def test_mmlu_pro_sample_in_dataset_order_then_shuffled(simulator, tmp_path):
-    with simulator({"mmlu_pro": MMLU_PRO}, accuracy=0.6) as sim:
-        plain = run_sync(run(_config(sim.base_url, "mmlu_pro", MMLU_PRO, tmp_path / "plain",
+    mmlu_pro = benchmark_path(MMLU_PRO)
+    with simulator({"mmlu_pro": mmlu_pro}, accuracy=0.6) as sim:
+        plain = run_sync(run(_config(sim.base_url, "mmlu_pro", mmlu_pro, tmp_path / "plain",
                                      n=2)))
-        shuffled_cfg = _config(sim.base_url, "mmlu_pro", MMLU_PRO, tmp_path / "shuffled",
+        shuffled_cfg = _config(sim.base_url, "mmlu_pro", mmlu_pro, tmp_path / "shuffled",
                                n=2, options=(("shuffle", "true"),))
         shuffled = run_sync(run(shuffled_cfg))
         asked = len(read_log(sim.request_log))
         run_sync(run(shuffled_cfg))
         assert len(read_log(sim.request_log)) == asked == 800
-    rows = {str(r["question_id"]): r for r in map(json.loads, MMLU_PRO.read_text().splitlines())}
+    rows = {str(r["question_id"]): r for r in map(json.loads, mmlu_pro.read_text().splitlines())}
     for result, ordered in ((plain, True), (shuffled, False)):
         df = _table(result.out_dir)
         assert len(df) == 400 and df["extracted"].notna().all()
@@ -139,8 +140,9 @@ def test_mmlu_pro_sample_in_dataset_order_then_shuffled(simulator, tmp_path):
 
 
 def test_gpqa_shaped_mmlu_pro_through_the_gpqa_task(simulator, tmp_path):
-    with simulator({"gpqa_diamond": GPQA_SHAPED}, accuracy=0.8) as sim:
-        result = run_sync(run(_config(sim.base_url, "gpqa_diamond", GPQA_SHAPED,
+    gpqa_shaped = benchmark_path(GPQA_SHAPED)
+    with simulator({"gpqa_diamond": gpqa_shaped}, accuracy=0.8) as sim:
+        result = run_sync(run(_config(sim.base_url, "gpqa_diamond", gpqa_shaped,
                                       tmp_path / "run", n=3)))
     df = _table(result.out_dir)
     assert len(df) == 600 and df["extracted"].notna().all()

@@ -13,20 +13,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA
+from conftest import benchmark_path
 from helpers import run_sync
 
 from evals.runner import RunConfig, run
 
-LCB_SAMPLE = SHARED_DATA / "livecodebench" / "code_generation_lite_sample.jsonl"
-HUMANEVAL = SHARED_DATA / "humaneval" / "HumanEval.jsonl"
+LCB_SAMPLE = "livecodebench/code_generation_lite_sample.jsonl"  # via benchmark_path
+HUMANEVAL = "humaneval/HumanEval.jsonl"
 _REASON = re.compile(r"passed \d+/\d+|(wrong answer|runtime error) on test \d+")
 
 
 @pytest.mark.parametrize(("task", "data", "limit"),
                          [("livecodebench", LCB_SAMPLE, 12), ("humaneval", HUMANEVAL, 12)])
 def test_simulated_run_grades_every_attempt_as_the_model_meant(simulator, tmp_path, task,
-                                                               data, limit):
+                                                               data, limit, needs_sandbox):
+    data = benchmark_path(data)
     with simulator({task: data}, accuracy=0.6, reasoning_format="reasoning_content",
                    seed=5) as sim:
         cfg = RunConfig(tasks=(task,), model="sim-coder", provider="simulator",
@@ -74,10 +75,12 @@ def test_without_bubblewrap_a_code_run_stops_before_any_request(simulator, tmp_p
 
     empty = tmp_path / "bin"
     empty.mkdir()
-    with simulator({"humaneval": HUMANEVAL}) as sim:
+    humaneval = benchmark_path(HUMANEVAL)
+    with simulator({"humaneval": humaneval}) as sim:
         monkeypatch.setenv("PATH", str(empty))
+        monkeypatch.delenv("EVALS_BWRAP", raising=False)
         cfg = RunConfig(tasks=("humaneval",), model="sim-coder", base_url=sim.base_url,
-                        n=1, limit=2, data=(("humaneval", HUMANEVAL),), out=tmp_path / "run")
+                        n=1, limit=2, data=(("humaneval", humaneval),), out=tmp_path / "run")
         with pytest.raises(ConfigError, match=r"apt-get install -y bubblewrap.*"
                                               r"--unsafe-no-sandbox") as caught:
             run_sync(run(cfg))
@@ -89,9 +92,10 @@ def test_without_bubblewrap_a_code_run_stops_before_any_request(simulator, tmp_p
 def test_unsafe_no_sandbox_runs_code_knowingly(simulator, tmp_path):
     from evals.grading.context import GradingOptions
 
-    with simulator({"humaneval": HUMANEVAL}, accuracy=1.0) as sim:
+    humaneval = benchmark_path(HUMANEVAL)
+    with simulator({"humaneval": humaneval}, accuracy=1.0) as sim:
         cfg = RunConfig(tasks=("humaneval",), model="sim-coder", base_url=sim.base_url,
-                        n=1, limit=3, data=(("humaneval", HUMANEVAL),), out=tmp_path / "run",
+                        n=1, limit=3, data=(("humaneval", humaneval),), out=tmp_path / "run",
                         grading=GradingOptions(unsafe_no_sandbox=True))
         result = run_sync(run(cfg))
     assert result.summary_rows[0]["score"] == 1.0

@@ -7,20 +7,21 @@ import time
 import orjson
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA
+from conftest import benchmark_path
 from helpers import run_sync
 
 from evals.grading.context import GradingOptions
 from evals.runner import GradeConfig, RunConfig, grade_responses, run
 
-MATH500 = SHARED_DATA / "math500" / "test.jsonl"
+MATH500 = "math500/test.jsonl"  # via benchmark_path
 
 
 def test_simulated_math500_run_scores_what_the_server_meant(simulator, tmp_path):
-    with simulator({"math500": MATH500}, accuracy=0.6,
+    math500 = benchmark_path(MATH500)
+    with simulator({"math500": math500}, accuracy=0.6,
                    reasoning_format="reasoning_content") as sim:
         cfg = RunConfig(tasks=("math500",), model="sim", base_url=sim.base_url, n=2,
-                        limit=60, data=(("math500", MATH500),), out=tmp_path / "run",
+                        limit=60, data=(("math500", math500),), out=tmp_path / "run",
                         seed=7, grading=GradingOptions(processes=2))
         result = run_sync(run(cfg))
     df = pd.read_parquet(result.out_dir / "samples.parquet")
@@ -49,7 +50,8 @@ PATHOLOGICAL = [
 
 
 def test_pathological_answers_cost_at_most_the_limit_and_never_stop_grading(tmp_path):
-    rows = [orjson.loads(line) for line in MATH500.read_bytes().splitlines()[:6]]
+    math500 = benchmark_path(MATH500)
+    rows = [orjson.loads(line) for line in math500.read_bytes().splitlines()[:6]]
     lines = []
     for i, row in enumerate(rows):
         text = PATHOLOGICAL[i] if i < len(PATHOLOGICAL) else f"So \\boxed{{{row['answer']}}}."
@@ -59,7 +61,7 @@ def test_pathological_answers_cost_at_most_the_limit_and_never_stop_grading(tmp_
     limit = 2.0
     started = time.perf_counter()
     result = run_sync(grade_responses(GradeConfig(
-        task="math500", responses=responses, data=MATH500, out=tmp_path / "graded",
+        task="math500", responses=responses, data=math500, out=tmp_path / "graded",
         grading=GradingOptions(timeout_s=limit, processes=2))))
     elapsed = time.perf_counter() - started
     df = pd.read_parquet(result.out_dir / "samples.parquet").set_index("sample_id")

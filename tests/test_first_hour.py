@@ -193,7 +193,7 @@ def test_the_samples_table_reads_as_documented(simulator, aime2025_path, tmp_pat
 def test_the_readme_python_example_runs_offline_as_written(tmp_path):
     text = README.read_text()
     section = text[text.index("## Python API"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S)
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert code is not None
     done = subprocess.run([sys.executable, "-c", code.group(1)], capture_output=True,
                           text=True, cwd=tmp_path, timeout=300, check=False)

@@ -12,17 +12,18 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import benchmark_path
 
 from evals.errors import DataError
 from evals.grading.lcb import PlainDataUnpickler, decode_private_tests, parse_public_tests
 from evals.grading.lcb import TestCase as Case
 
-LCB_SAMPLE = SHARED_DATA / "livecodebench" / "code_generation_lite_sample.jsonl"
+LCB_SAMPLE = "livecodebench/code_generation_lite_sample.jsonl"  # via benchmark_path
 
 
 def _rows() -> list[dict[str, str]]:
-    return [json.loads(line) for line in LCB_SAMPLE.read_text().splitlines() if line.strip()]
+    lines = benchmark_path(LCB_SAMPLE).read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def _encode(value: object) -> str:

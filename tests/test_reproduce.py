@@ -20,8 +20,7 @@ from evals.metrics import clustered_score, maj_at_k, majority_vote, pass_at_k, s
 from tests.helpers import read_log
 
 EVALS = [sys.executable, "-m", "evals.cli"]
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-MMLU_PRO = SHARED / "mmlu_pro_sample" / "mmlu_pro_test_stem_sample.jsonl"
+MMLU_PRO = "mmlu_pro_sample/mmlu_pro_test_stem_sample.jsonl"  # via benchmark_path
 
 
 def _env() -> dict[str, str]:
@@ -147,9 +146,9 @@ def test_a_flag_overrides_the_profile_and_the_manifest_says_so(simulator, aime20
 
 # -- stop sequences when grading recorded responses -----------------------------------------
 
-@pytest.mark.skipif(not MMLU_PRO.is_file(), reason=f"{MMLU_PRO} not found")
-def test_grade_stop_cuts_a_few_shot_response_that_runs_on(tmp_path):
-    row = orjson.loads(MMLU_PRO.read_bytes().splitlines()[0])
+def test_grade_stop_cuts_a_few_shot_response_that_runs_on(tmp_path, benchmark_file):
+    mmlu_pro = benchmark_file(MMLU_PRO)
+    row = orjson.loads(mmlu_pro.read_bytes().splitlines()[0])
     gold = row["answer"]
     wrong = "A" if gold != "A" else "B"
     # A base model's few-shot continuation: it answers, then invents the next question and
@@ -164,7 +163,7 @@ def test_grade_stop_cuts_a_few_shot_response_that_runs_on(tmp_path):
     def graded(*extra: str) -> pd.Series:
         out = tmp_path / ("cut" if extra else "whole")
         done = _evals("grade", "mmlu_pro", "--responses", str(responses), "--data",
-                      str(MMLU_PRO), "--out", str(out), *extra)
+                      str(mmlu_pro), "--out", str(out), *extra)
         assert done.returncode == 0, done.stderr
         return pd.read_parquet(out / "samples.parquet").iloc[0]
 

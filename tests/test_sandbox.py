@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import require_sandbox
 
 from evals.errors import ConfigError
 from evals.sandbox import (
@@ -76,10 +77,8 @@ class Sandbox:
 
 @pytest.fixture(scope="module")
 def executor() -> BwrapExecutor:
-    try:
-        found = make_executor()
-    except SandboxUnavailable as exc:
-        pytest.skip(f"no working bubblewrap here: {exc}")
+    require_sandbox()
+    found = make_executor()
     assert isinstance(found, BwrapExecutor)
     return found
 
@@ -507,6 +506,7 @@ def test_unsafe_executor_caps_output() -> None:
 
 def test_missing_bwrap_names_both_fixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("EVALS_BWRAP", raising=False)
     with pytest.raises(SandboxUnavailable) as caught:
         make_executor()
     assert isinstance(caught.value, ConfigError)
@@ -522,6 +522,7 @@ def test_disabled_user_namespaces_are_explained(tmp_path: Path,
                     "echo 'bwrap: No permissions to creating new namespace' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.delenv("EVALS_BWRAP", raising=False)
     with pytest.raises(SandboxUnavailable, match="User namespaces") as caught:
         make_executor()
     assert "No permissions to creating new namespace" in str(caught.value)
