@@ -1,7 +1,9 @@
 """An evaluation harness for reasoning benchmarks behind OpenAI-compatible endpoints.
 
 The public API is small: build a ``RunConfig`` and ``await run(cfg)``, or grade recorded
-responses with ``grade_responses``; read finished runs with ``read_attempts``. Task plugins
+responses with ``grade_responses``; read finished runs with ``load_run`` (or the bare table
+with ``read_attempts``), summarise, ``compare`` two runs, draw them with the ``plot_*``
+functions and write an HTML report with ``write_report``. Task plugins
 use ``task``, ``Task``, ``DatasetSpec``, ``Sample`` and ``Grade``. Importing this package
 is cheap; heavy libraries load when a run needs them.
 """
@@ -23,8 +25,20 @@ from evals.records import Grade, Response, Sample, Usage
 from evals.registry import DatasetSpec, Task, task
 
 if TYPE_CHECKING:
+    from evals.api import Run, compare, load_run, summarize
+    from evals.comparison import RunComparison
+    from evals.html_report import write_report
     from evals.output import read_attempts
+    from evals.plots import (
+        plot_pass_at_k,
+        plot_published,
+        plot_score_history,
+        plot_score_vs_length,
+        plot_usage,
+        plot_verdict_grid,
+    )
     from evals.runner import GradeConfig, RunConfig, RunResult, Sampling, grade_responses, run
+    from evals.runs import list_runs
 
 __version__ = "0.1.0"
 
@@ -39,6 +53,8 @@ __all__ = [
     "GradeConfig",
     "RequestFailed",
     "Response",
+    "Run",
+    "RunComparison",
     "RunConfig",
     "RunResult",
     "Sample",
@@ -46,10 +62,21 @@ __all__ = [
     "Task",
     "UnknownModelError",
     "Usage",
+    "compare",
     "grade_responses",
+    "list_runs",
+    "load_run",
+    "plot_pass_at_k",
+    "plot_published",
+    "plot_score_history",
+    "plot_score_vs_length",
+    "plot_usage",
+    "plot_verdict_grid",
     "read_attempts",
     "run",
+    "summarize",
     "task",
+    "write_report",
 ]
 
 _LAZY = {
@@ -60,6 +87,19 @@ _LAZY = {
     "grade_responses": "evals.runner",
     "run": "evals.runner",
     "read_attempts": "evals.output",
+    "Run": "evals.api",
+    "compare": "evals.api",
+    "load_run": "evals.api",
+    "summarize": "evals.api",
+    "RunComparison": "evals.comparison",
+    "write_report": "evals.html_report",
+    "list_runs": "evals.runs",
+    "plot_pass_at_k": "evals.plots",
+    "plot_published": "evals.plots",
+    "plot_score_history": "evals.plots",
+    "plot_score_vs_length": "evals.plots",
+    "plot_usage": "evals.plots",
+    "plot_verdict_grid": "evals.plots",
 }
 
 

@@ -701,6 +701,16 @@ def demo(out: Path, accuracy: float) -> None:
                   f"{result.out_dir / 'summary.md'}")
 
 
+def _register_report_commands() -> None:
+    from evals.cli_reports import compare, report, runs
+
+    for command in (report, compare, runs):
+        app.add_command(command)
+
+
+_register_report_commands()
+
+
 def main() -> None:
     """Console-script entry point.
 
