@@ -248,18 +248,11 @@ def _print_summary(console: Any, result: Any) -> None:
         ks = [k for k in row if k.startswith("pass@")]
         if ks:
             console.print(f"{row['task']}: " + ", ".join(f"{k} {row[k]:.3f}" for k in ks))
-    errors = sum(int(row["error"]) for row in main)
-    unscored = sum(int(row["grading_failed"]) for row in main)
-    if errors:
-        console.print(f"[yellow]{errors} attempt(s) failed after their retries and are not "
-                      "scored; rerun the same command to retry exactly those.[/]")
-    if unscored:
-        console.print(f"[yellow]{unscored} answer(s) could not be graded (outcome "
-                      "grading_failed; the reason is in the per-attempt table).[/]")
-    manifest = result.manifest
-    if "attempts_resumed" in manifest:
-        console.print(f"Attempts: {manifest['attempts_asked']} asked, "
-                      f"{manifest['attempts_resumed']} resumed from the store.")
+    from evals.report import status_lines
+
+    for head, rest in status_lines(main, result.manifest):
+        console.print(f"[yellow]{head}[/]{rest}" if head else rest, highlight=False,
+                      markup=bool(head))
     console.print(f"Run folder: {result.out_dir}")
 
 

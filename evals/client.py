@@ -451,15 +451,17 @@ class ChatClient:
         if status in RETRY_STATUSES or status >= 500:
             raise _Retryable(f"http {status}", retry_after=_retry_after(headers))
         if status in (401, 403):
-            key_hint = (
-                f"Set {self.endpoint.key_env} to a valid key"
-                if self.endpoint.key_env
-                else "Pass --api-key-env VAR naming a variable that holds a valid key"
-            )
             state = "was rejected" if self.endpoint.api_key else "is missing"
+            if self.endpoint.key_env:
+                fix = (f"Set {self.endpoint.key_env} to a valid key (provider "
+                       f"{self.endpoint.provider!r}), or name another variable with "
+                       "--api-key-env VAR.")
+            else:
+                fix = ("Export the key in a variable (export MY_KEY=...) and name it with "
+                       "--api-key-env MY_KEY.")
             raise AuthError(
                 f"{self.endpoint.base_url} answered {status} ({message}): the API key {state}. "
-                f"{key_hint} (provider {self.endpoint.provider!r}), or pass --api-key-env VAR.",
+                f"{fix}",
                 status=status,
             )
         if (status == 404 and not _mentions_model(message, model)

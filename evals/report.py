@@ -104,23 +104,31 @@ def _repeats_text(row: dict[str, Any]) -> str:
     return f"{row['task']}: {low}" if low == high else f"{row['task']}: {low}-{high}"
 
 
-def _status_md(main: list[dict[str, Any]], manifest: dict[str, Any]) -> list[str]:
-    lines = []
+def status_lines(main: list[dict[str, Any]], manifest: dict[str, Any]
+                 ) -> list[tuple[str, str]]:
+    """What a reader must know about how complete a run is, as (headline, explanation)
+    pairs (an empty headline: a plain line); shared by summary.md and the terminal."""
+    lines: list[tuple[str, str]] = []
     errors = sum(int(r["error"]) for r in main)
     unscored = sum(int(r["grading_failed"]) for r in main)
     if errors:
-        lines.append(f"**{errors} attempt(s) not scored**: their requests failed after all "
-                     "retries. Rerunning the same command retries exactly those.")
+        lines.append((f"{errors} attempt(s) not scored", (": their requests failed after all "
+                      "retries. Rerunning the same command retries exactly those.")))
     if unscored:
-        lines.append(f"**{unscored} answer(s) not scored**: the grader could not decide "
-                     "(`grading_failed`; the reason is in the per-attempt table).")
+        lines.append((f"{unscored} answer(s) not scored", (": the grader could not decide "
+                      "(`grading_failed`; the reason is in the per-attempt table).")))
     budget = manifest.get("budget") or {}
     if budget.get("not_asked"):
-        lines.append(f"**Stopped at the budget** (--max-cost {budget.get('max_cost')}): "
-                     f"{budget['not_asked']} attempt(s) not asked; rerun to continue.")
+        lines.append(("Stopped at the budget", (f" (--max-cost {budget.get('max_cost')}): "
+                      f"{budget['not_asked']} attempt(s) not asked; rerun to continue.")))
     if "attempts_resumed" in manifest:
-        lines.append(f"Attempts: {manifest['attempts_asked']} asked, "
-                     f"{manifest['attempts_resumed']} resumed from the store.")
+        lines.append(("", (f"Attempts: {manifest['attempts_asked']} asked, "
+                      f"{manifest['attempts_resumed']} resumed from the store.")))
+    return lines
+
+
+def _status_md(main: list[dict[str, Any]], manifest: dict[str, Any]) -> list[str]:
+    lines = [f"**{head}**{rest}" if head else rest for head, rest in status_lines(main, manifest)]
     skipped = {name: d.get("skipped_rows") for name, d in (manifest.get("datasets") or {}).items()
                if d.get("skipped_rows")}
     for name, rows in skipped.items():

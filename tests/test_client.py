@@ -517,8 +517,17 @@ def test_auth_error_without_a_key_says_it_is_missing() -> None:
         complete(make_client(script, endpoint=endpoint))
     assert str(info.value) == (
         "http://test/v1 answered 401 (Unauthorized): the API key is missing. Set OPENAI_API_KEY "
-        "to a valid key (provider 'openai'), or pass --api-key-env VAR."
+        "to a valid key (provider 'openai'), or name another variable with --api-key-env VAR."
     )
+
+
+def test_auth_error_with_no_key_variable_names_the_flag_once() -> None:
+    endpoint = Endpoint(provider="custom", base_url="http://test/v1", key_env=None)
+    script = Script(lambda: reply(401, {"error": "Unauthorized"}))
+    with pytest.raises(AuthError) as info:
+        complete(make_client(script, endpoint=endpoint))
+    message = str(info.value)
+    assert message.count("--api-key-env") == 1 and "the API key is missing" in message
 
 
 MODELS_VLLM = {  # §8 vLLM listing, two served models

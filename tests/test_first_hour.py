@@ -154,7 +154,8 @@ def test_a_run_with_failed_requests_exits_3_and_says_how_to_finish(simulator, ai
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     failed = manifest["counts"]["error"]
     assert failed > 0 and manifest["status"] == "incomplete"
-    assert "rerun the same command to retry exactly those" in done.stdout
+    assert f"{failed} attempt(s) not scored: their requests failed" in done.stdout
+    assert "Rerunning the same command retries exactly those." in done.stdout
     summary = (out / "summary.md").read_text()
     assert f"**{failed} attempt(s) not scored**" in summary
     assert "Rerunning the same command retries exactly those" in summary
@@ -256,3 +257,14 @@ def test_a_run_off_a_terminal_prints_progress_before_it_ends(simulator, aime2025
     progress = [line for line in lines if line.startswith("progress: ")]
     assert len(progress) >= 2 and progress[-1].startswith("progress: 60/60 attempts (100%)")
     assert "Attempts: 60 asked, 0 resumed from the store." in rest
+
+
+def test_a_401_without_a_key_is_one_sentence(simulator, aime2025_path, tmp_path):
+    with simulator({"aime2025": aime2025_path}, accuracy=1.0, api_key="secret") as sim:
+        done = _evals("run", "aime2025", "--model", "m", "--base-url", sim.base_url, "--data",
+                      str(aime2025_path), "--out", str(tmp_path / "run"), "--n", "1")
+        asked = len(read_log(sim.request_log))
+    text = _one_error_line(done)
+    assert "answered 401" in text and "the API key is missing" in text
+    assert text.count("--api-key-env") == 1 and len(text.strip().splitlines()) == 1
+    assert asked <= 1  # refused at once: no retry can fix a key
