@@ -19,8 +19,12 @@ httpx's API over httpx-aiohttp's transport (aiohttp's connection pool underneath
 never resends a POST by itself (aiohttp retries a request on a stale keep-alive connection
 only for idempotent methods). Unit tests inject ``httpx.MockTransport``.
 
-Concurrency adapts: a 429 halves the number of requests allowed in flight, and each run of
-successes as long as the current limit adds one back, up to the configured maximum.
+Several endpoints (replicas of one server) can share one client: each send goes to the live
+endpoint with the fewest requests in flight, a failing one is taken out and probed until it
+answers, and a refused connection to an endpoint that has answered before (a restart) is
+not a retry: the request waits for a live endpoint, at most ``max_downtime`` seconds
+(``evals.endpoints``). Concurrency adapts per endpoint: a 429 sets the limit where the 429s
+began (``evals.endpoints.AdaptiveLimiter``), and successes add back slowly.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -41,6 +45,7 @@ import aiohttp
 import httpx
 import orjson
 
+from evals.endpoints import AdaptiveLimiter, EndpointPool, LimiterView, Target
 from evals.errors import (
     AuthError,
     CertificateError,
@@ -65,6 +70,9 @@ __all__ = [
 
 # A version segment in a base URL's path: /v1, /api/v1, /openai/v1, /v1beta.
 _VERSIONED = re.compile(r"/v\d+[a-z]*(/|$)")
+# The in-flight limit an endpoint starts at; it doubles each 0.1 s (and grows by one per
+# answer) up to --concurrency until the first 429 (``AdaptiveLimiter``).
+_SLOW_START = 8
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 
 
@@ -92,53 +100,6 @@ class RetryPolicy:
     def backoff(self, retry: int, rng: random.Random) -> float:
         ceiling = min(self.max_delay, self.base_delay * 2.0**retry)
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-class AdaptiveLimiter:
-    """A concurrency limit that shrinks on 429 and grows back slowly.
-
-    Args:
-        maximum: the configured concurrency; the limit never exceeds it.
-    """
-
-    def __init__(self, maximum: int) -> None:
-        self.maximum = max(1, maximum)
-        self.limit = self.maximum
-        self.in_flight = 0
-        self._successes = 0
-        self._waiters: asyncio.Condition | None = None
-
-    def _cond(self) -> asyncio.Condition:
-        if self._waiters is None:
-            self._waiters = asyncio.Condition()
-        return self._waiters
-
-    async def acquire(self) -> None:
-        if self.in_flight < self.limit:  # fast path: no lock when there is room
-            self.in_flight += 1
-            return
-        cond = self._cond()
-        async with cond:
-            await cond.wait_for(lambda: self.in_flight < self.limit)
-            self.in_flight += 1
-
-    async def release(self) -> None:
-        self.in_flight -= 1
-        cond = self._waiters
-        if cond is not None and cond._waiters:
-            async with cond:
-                cond.notify(self.limit - self.in_flight)
-
-    def on_success(self) -> None:
-        if self.limit < self.maximum:
-            self._successes += 1
-            if self._successes >= self.limit:
-                self._successes = 0
-                self.limit += 1
-
-    def on_rate_limited(self) -> None:
-        self.limit = max(1, self.limit // 2)
-        self._successes = 0
 
 
 @dataclass(slots=True)
@@ -184,42 +145,60 @@ def _error_text(raw: bytes) -> str:
 
 
 class ChatClient:
-    """Sends chat-completions requests to one endpoint.
+    """Sends chat-completions requests to one endpoint, or to several replicas of one.
 
     Args:
-        endpoint: where to send, with the key (which never leaves the Authorization header).
-        transport: any ``httpx.AsyncBaseTransport``; default ``default_transport(...)``:
-            httpx-aiohttp's transport with a connection pool sized to ``concurrency``.
-            Unit tests pass ``httpx.MockTransport``.
-        concurrency: the most requests in flight (the adaptive limit starts there).
+        endpoint: where to send, with the key (which never leaves the Authorization header);
+            or several endpoints (replicas serving the same model), each send going to the
+            live one with the fewest requests in flight (``evals.endpoints``).
+        transport: any ``httpx.AsyncBaseTransport``, shared by all endpoints; default
+            ``default_transport(...)`` per endpoint: httpx-aiohttp's transport with a
+            connection pool sized to ``concurrency``. Unit tests pass ``httpx.MockTransport``.
+        concurrency: the most requests in flight at one endpoint (its adaptive limit starts
+            there); the caller bounds the total (the runner's workers).
         retry: the retry policy.
         timeout: seconds of silence allowed on a connection before it counts as a timeout
             (a streamed answer may take longer in all, as long as bytes keep coming).
         seed: seeds the back-off jitter, so tests are repeatable.
+        max_downtime: seconds requests wait while no endpoint is live (refusing connections
+            after having answered, or failing) before ``complete`` raises ``EndpointError``.
 
     Raises:
         ConfigError: ``SSL_CERT_FILE``/``SSL_CERT_DIR`` name nothing readable.
+        ValueError: no endpoint given.
     """
 
     def __init__(
         self,
-        endpoint: Endpoint,
+        endpoint: Endpoint | Sequence[Endpoint],
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         concurrency: int = 64,
         retry: RetryPolicy | None = None,
         timeout: float = 600.0,
         seed: int = 0,
+        max_downtime: float = 300.0,
     ) -> None:
-        if transport is None:
-            transport = default_transport(endpoint.base_url, concurrency)
-        self.endpoint = endpoint
-        self.transport = transport
-        self.limiter = AdaptiveLimiter(concurrency)
+        endpoints = [endpoint] if isinstance(endpoint, Endpoint) else list(endpoint)
+        if not endpoints:
+            raise ValueError("ChatClient needs at least one endpoint")
+        self.endpoint = endpoints[0]
         self.retry = retry or RetryPolicy()
         self.stats = ClientStats()
         self._rng = random.Random(seed)
-        self._url = httpx.URL(endpoint.base_url + "/chat/completions")
+        targets = [self._target(e, transport, concurrency) for e in endpoints]
+        self.pool = EndpointPool(targets, self._probe, max_downtime=max_downtime)
+        self.transport = targets[0].transport
+        self._headers = self._headers_of(self.endpoint)
+        self._models: list[str] | None = None
+        # httpx's per-request timeouts, which httpx-aiohttp maps onto aiohttp's: connect,
+        # and the silence allowed between two reads. "pool" is None: the limiter bounds
+        # the requests in flight, so waiting for a pooled connection is never long.
+        self._timeouts = {"connect": 30.0, "read": timeout, "write": timeout, "pool": None}
+        self._probe_timeouts = {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": None}
+
+    @staticmethod
+    def _headers_of(endpoint: Endpoint) -> httpx.Headers:
         headers = {
             "content-type": "application/json",
             "accept": "application/json",
@@ -229,18 +208,52 @@ class ChatClient:
         }
         if endpoint.api_key:
             headers["authorization"] = f"Bearer {endpoint.api_key}"
-        self._headers = httpx.Headers(headers)
+        return httpx.Headers(headers)
+
+    def _target(self, endpoint: Endpoint, transport: httpx.AsyncBaseTransport | None,
+                concurrency: int) -> Target:
+        url = httpx.URL(endpoint.base_url + "/chat/completions")
         # The headers of every POST, in the order httpx would put them, built once: each
         # request adds only its Content-Length (see ``_post``).
-        self._post_headers = [(b"Host", self._url.netloc), *self._headers.raw]
-        self._models: list[str] | None = None
-        # httpx's per-request timeouts, which httpx-aiohttp maps onto aiohttp's: connect,
-        # and the silence allowed between two reads. "pool" is None: the limiter bounds
-        # the requests in flight, so waiting for a pooled connection is never long.
-        self._timeouts = {"connect": 30.0, "read": timeout, "write": timeout, "pool": None}
+        post_headers = [(b"Host", url.netloc), *self._headers_of(endpoint).raw]
+        return Target(endpoint, url, post_headers,
+                      transport or default_transport(endpoint.base_url, concurrency),
+                      AdaptiveLimiter(concurrency, start=min(concurrency, _SLOW_START)))
+
+    # The first endpoint's chat URL and prebuilt POST headers (tests point them elsewhere).
+    @property
+    def _url(self) -> httpx.URL:
+        return self.pool.targets[0].url
+
+    @_url.setter
+    def _url(self, url: httpx.URL) -> None:
+        self.pool.targets[0].url = url
+
+    @property
+    def _post_headers(self) -> list[tuple[bytes, bytes]]:
+        return self.pool.targets[0].post_headers
+
+    @_post_headers.setter
+    def _post_headers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.pool.targets[0].post_headers = headers
+
+    @property
+    def limiter(self) -> AdaptiveLimiter | LimiterView:
+        """The in-flight limit: the endpoint's limiter, or with several the sum of theirs."""
+        targets = self.pool.targets
+        return targets[0].limiter if len(targets) == 1 else self.pool.view()
+
+    def endpoint_report(self) -> list[dict[str, Any]]:
+        """Per endpoint: answers, sends, 429s, times taken out, seconds down, learned limit."""
+        return self.pool.report()
 
     async def aclose(self) -> None:
-        await self.transport.aclose()
+        await self.pool.aclose()
+        closed: set[int] = set()
+        for target in self.pool.targets:
+            if id(target.transport) not in closed:
+                closed.add(id(target.transport))
+                await target.transport.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -254,40 +267,53 @@ class ChatClient:
         """Send one request (streaming if ``body["stream"]``) and return the ``Response``.
 
         Each send after the first is a retry: counted in ``stats.retries`` and in the
-        returned ``Response.retries``, and made only after a back-off.
+        returned ``Response.retries``, and made only after a back-off, except a connection
+        refused by an endpoint that has answered before: the request was never sent, the
+        endpoint is taken out, and the request goes to another one or waits for one to come
+        back (not counted against ``retry.max_retries``).
 
         Raises:
             RequestFailed: retries exhausted on a retryable failure.
             EndpointUnreachable: no connection could be opened to an endpoint that has never
                 answered, after ``retry.unreachable_after`` quick retries.
+            EndpointError: no endpoint live for ``max_downtime`` seconds; or the endpoint
+                refused the request (and its subclasses AuthError, UnknownModelError).
             CertificateError: the server's certificate does not verify (at once).
-            AuthError, UnknownModelError, EndpointError: the endpoint refused the request.
         """
         payload = orjson.dumps(body)
         stream = bool(body.get("stream"))
         model = str(body.get("model", ""))
         last = "unknown"
         policy = self.retry
-        for attempt in range(policy.max_retries + 1):
-            if attempt:
+        pool = self.pool
+        url = self._url
+        sends = used = 0  # all sends; those counted against the retry budget
+        refused_since: float | None = None
+        while True:
+            if sends:
                 self.stats.retries += 1
-            await self.limiter.acquire()
+            slot = await pool.acquire()
+            target = slot.target
+            url = target.url
             wait: float | None = None
-            unreached = hopeless = False
+            unreached = hopeless = refused = False
             try:
                 self.stats.sent += 1
                 started = time.perf_counter()
-                result = await self._send_once(payload, stream, model, started)
+                result = await self._send_once(target, payload, stream, model, started)
             except _Retryable as exc:
                 last = exc.kind
                 wait = exc.retry_after
-                unreached = exc.connect and not self.stats.answered
+                refused = exc.connect
+                unreached = exc.connect and not pool.answered
                 hopeless = exc.hopeless
                 if exc.rate_limited:
                     self.stats.rate_limited += 1
-                    self.limiter.on_rate_limited()
+                    pool.rate_limited(slot)
+                else:
+                    pool.failed(target, refused=exc.connect, keep_last=unreached)
             else:
-                self.limiter.on_success()
+                pool.succeeded(slot)
                 self.stats.consecutive_failed = 0
                 completion, latency, ttft, simulated = result
                 return Response(
@@ -298,45 +324,80 @@ class ChatClient:
                     reasoning_unclosed=completion.unclosed,
                     latency_s=latency,
                     ttft_s=ttft,
-                    retries=attempt,
+                    retries=sends,
                     model=completion.model,
                     simulated=simulated,
+                    endpoint=target.endpoint.base_url,
                 )
             finally:
-                await self.limiter.release()
-            if unreached and (hopeless or attempt >= min(policy.unreachable_after,
-                                                         policy.max_retries)):
+                await pool.release(target)
+            sends += 1
+            if refused and not unreached:
+                # A restart (or a replica gone): nothing was sent. The pool routes the next
+                # send to a live endpoint, or holds it until one answers again.
+                now = time.monotonic()
+                refused_since = refused_since if refused_since is not None else now
+                if now - refused_since <= pool.max_downtime:
+                    continue
                 self.stats.failed += 1
-                tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
+                self.stats.consecutive_failed += 1
+                raise RequestFailed(
+                    f"{url} refused connections for {pool.max_downtime:g} s although it "
+                    f"answered before; last failure: {last}", kind=last, attempts=sends)
+            used += 1
+            if unreached and (hopeless or used - 1 >= min(policy.unreachable_after,
+                                                          policy.max_retries)):
+                self.stats.failed += 1
+                tries = f"{used} {'try' if used == 1 else 'tries'}"
+                where = ", ".join(t.endpoint.base_url for t in pool.targets)
                 raise EndpointUnreachable(
-                    f"Cannot connect to {self.endpoint.base_url} ({last}; {tries}, and no "
-                    "request to it has ever been answered). Is the server running? Check "
-                    "--base-url (host, port, http/https) or --provider."
+                    f"Cannot connect to {where} ({last}; {tries}, and no request to it has "
+                    "ever been answered). Is the server running? Check --base-url (host, "
+                    "port, http/https) or --provider."
                 )
-            if attempt < policy.max_retries:
-                delay = policy.backoff(attempt, self._rng)
-                if wait is not None:
-                    delay = min(policy.max_delay, wait)
-                elif unreached:
-                    delay = min(delay, policy.quick_delay)
-                await asyncio.sleep(delay)
+            if used > policy.max_retries:
+                break
+            delay = policy.backoff(used - 1, self._rng)
+            if wait is not None:
+                delay = min(policy.max_delay, wait)
+            elif unreached:
+                delay = min(delay, policy.quick_delay)
+            await asyncio.sleep(delay)
         self.stats.failed += 1
         self.stats.consecutive_failed += 1
         raise RequestFailed(
-            f"{self._url} failed {policy.max_retries + 1} times; last failure: {last}",
+            f"{url} failed {used} times; last failure: {last}",
             kind=last,
-            attempts=policy.max_retries + 1,
+            attempts=used,
         )
 
-    async def _send_once(
-        self, payload: bytes, stream: bool, model: str, started: float
-    ) -> tuple[Completion, float, float | None, bool]:
-        request = self._post(payload, stream)
+    async def _probe(self, target: Target) -> bool:
+        """Whether a taken-out endpoint answers again: ``GET /models`` answered below 500."""
+        request = httpx.Request(
+            "GET", httpx.URL(target.endpoint.base_url + "/models"),
+            headers=self._headers_of(target.endpoint),
+            extensions={"timeout": self._probe_timeouts},
+        )
         try:
-            response = await self.transport.handle_async_request(request)
-            self.stats.answered += 1
+            response = await target.transport.handle_async_request(request)
             try:
-                return await self._read_response(response, stream, model, started)
+                await response.aread()
+            finally:
+                await response.aclose()
+        except (TimeoutError, httpx.HTTPError, aiohttp.ClientError, OSError):
+            return False
+        return response.status_code < 500
+
+    async def _send_once(
+        self, target: Target, payload: bytes, stream: bool, model: str, started: float
+    ) -> tuple[Completion, float, float | None, bool]:
+        request = self._post(payload, stream, target)
+        try:
+            response = await target.transport.handle_async_request(request)
+            self.stats.answered += 1
+            self.pool.answered_by(target)
+            try:
+                return await self._read_response(target, response, stream, model, started)
             finally:
                 await response.aclose()
         except MalformedBody as exc:
@@ -344,15 +405,15 @@ class ChatClient:
         except httpx.DecodingError as exc:  # a Content-Encoding the body does not match
             raise _Retryable(f"undecodable body ({_short(exc)})") from exc
         except (httpx.TransportError, aiohttp.ClientError) as exc:
-            raise self._transport_failure(exc) from exc
+            raise self._transport_failure(target, exc) from exc
 
-    def _transport_failure(self, exc: Exception) -> _Retryable:
+    def _transport_failure(self, target: Target, exc: Exception) -> _Retryable:
         """What a failure of the HTTP layer means. httpx-aiohttp maps aiohttp's exceptions
         onto httpx's coarsely (a refused connection becomes ``ConnectTimeout``), so the
         aiohttp exception it chains, when there is one, decides."""
         cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
         if isinstance(cause, aiohttp.ClientConnectorCertificateError):
-            raise self._certificate_error(cause)
+            raise self._certificate_error(target, cause)
         if isinstance(cause, aiohttp.ClientProxyConnectionError):
             return _Retryable(f"cannot connect to the proxy ({_short(cause)}); check "
                               "HTTPS_PROXY/HTTP_PROXY and NO_PROXY", connect=True)
@@ -374,8 +435,8 @@ class ChatClient:
                               connect=isinstance(cause, httpx.ConnectError))
         return _Retryable(f"connection: {type(cause).__name__} ({_short(cause)})")
 
-    def _certificate_error(self, cause: aiohttp.ClientConnectorCertificateError
-                           ) -> CertificateError:
+    def _certificate_error(self, target: Target,
+                           cause: aiohttp.ClientConnectorCertificateError) -> CertificateError:
         verify = cause.certificate_error
         why = getattr(verify, "verify_message", None) or str(verify)
         roots = (f"SSL_CERT_FILE={os.environ['SSL_CERT_FILE']}"
@@ -383,23 +444,25 @@ class ChatClient:
                  else f"SSL_CERT_DIR={os.environ['SSL_CERT_DIR']}"
                  if os.environ.get("SSL_CERT_DIR") else "certifi's CA bundle")
         return CertificateError(
-            f"{self.endpoint.base_url}: the server's TLS certificate does not verify ({why}) "
+            f"{target.endpoint.base_url}: the server's TLS certificate does not verify ({why}) "
             f"against the trusted roots ({roots}). If the server uses a private or "
             "self-signed CA, set SSL_CERT_FILE to a PEM file holding that CA certificate "
             "(or SSL_CERT_DIR to a directory of them); or use http:// for a local server "
             "without TLS. Retrying cannot fix this."
         )
 
-    def _post(self, payload: bytes, stream: bool) -> httpx.Request:
+    def _post(self, payload: bytes, stream: bool, target: Target | None = None
+              ) -> httpx.Request:
         """The chat request, as ``httpx.Request("POST", url, headers=..., content=payload)``
         would build it (same headers, same order), at a quarter of the cost: the headers
         come pre-built and the body is given as a ``ByteStream``, so httpx neither merges
         default headers nor copies the body through its encoders. The body is marked read
         (``Request.content`` set) so the transport hands aiohttp plain bytes."""
+        target = target or self.pool.targets[0]
         request = httpx.Request(
             "POST",
-            self._url,
-            headers=[*self._post_headers, (b"Content-Length", b"%d" % len(payload))],
+            target.url,
+            headers=[*target.post_headers, (b"Content-Length", b"%d" % len(payload))],
             stream=httpx.ByteStream(payload),
             extensions={"evals.stream": stream, "timeout": self._timeouts},
         )
@@ -407,11 +470,13 @@ class ChatClient:
         return request
 
     async def _read_response(
-        self, response: httpx.Response, stream: bool, model: str, started: float
+        self, target: Target, response: httpx.Response, stream: bool, model: str,
+        started: float,
     ) -> tuple[Completion, float, float | None, bool]:
         if response.status_code != 200:
             raw = await response.aread()
-            await self._raise_for_status(response.status_code, response.headers, raw, model)
+            await self._raise_for_status(target.endpoint, response.status_code,
+                                         response.headers, raw, model)
         simulated = "x-evals-simulator" in response.headers
         if stream:
             acc = StreamAccumulator()
@@ -429,20 +494,20 @@ class ChatClient:
         return parse_completion(body), time.perf_counter() - started, None, simulated
 
     async def _raise_for_status(
-        self, status: int, headers: httpx.Headers, raw: bytes, model: str
+        self, endpoint: Endpoint, status: int, headers: httpx.Headers, raw: bytes, model: str
     ) -> None:
         message = _error_text(raw)
         if status == 429:
             lowered = raw[:2000].decode("utf-8", "replace").lower()
             if "insufficient_quota" in lowered or "exceeded your current quota" in lowered:
                 raise EndpointError(
-                    f"{self.endpoint.base_url} answered 429: out of quota ({message}). "
+                    f"{endpoint.base_url} answered 429: out of quota ({message}). "
                     "Add credit or use another key; retrying will not help.",
                     status=status,
                 )
             if "request too large" in lowered:
                 raise EndpointError(
-                    f"{self.endpoint.base_url} answered 429: the request is larger than the "
+                    f"{endpoint.base_url} answered 429: the request is larger than the "
                     f"rate limit allows ({message}). Lower --max-tokens or raise the limit; "
                     "retrying will not help.",
                     status=status,
@@ -451,62 +516,66 @@ class ChatClient:
         if status in RETRY_STATUSES or status >= 500:
             raise _Retryable(f"http {status}", retry_after=_retry_after(headers))
         if status in (401, 403):
-            state = "was rejected" if self.endpoint.api_key else "is missing"
-            if self.endpoint.key_env:
-                fix = (f"Set {self.endpoint.key_env} to a valid key (provider "
-                       f"{self.endpoint.provider!r}), or name another variable with "
+            state = "was rejected" if endpoint.api_key else "is missing"
+            if endpoint.key_env:
+                fix = (f"Set {endpoint.key_env} to a valid key (provider "
+                       f"{endpoint.provider!r}), or name another variable with "
                        "--api-key-env VAR.")
             else:
                 fix = ("Export the key in a variable (export MY_KEY=...) and name it with "
                        "--api-key-env MY_KEY.")
             raise AuthError(
-                f"{self.endpoint.base_url} answered {status} ({message}): the API key {state}. "
+                f"{endpoint.base_url} answered {status} ({message}): the API key {state}. "
                 f"{fix}",
                 status=status,
             )
         if (status == 404 and not _mentions_model(message, model)
-                and not _VERSIONED.search(httpx.URL(self.endpoint.base_url).path)):
+                and not _VERSIONED.search(httpx.URL(endpoint.base_url).path)):
             raise EndpointError(
-                f"{self._url} answered 404 ({message}): nothing serves chat completions "
+                f"{endpoint.base_url}/chat/completions answered 404 ({message}): nothing serves chat completions "
                 "there. OpenAI-compatible servers serve them under /v1: try --base-url "
-                f"{self.endpoint.base_url}/v1",
+                f"{endpoint.base_url}/v1",
                 status=status,
             )
         if status == 404 or (status in (400, 422) and _mentions_model(message, model)):
-            offered = await self._offered_models()
+            offered = await self._offered_models(endpoint)
             listing = ", ".join(offered[:40]) if offered else "(the server does not list models)"
             raise UnknownModelError(
-                f"{self.endpoint.base_url} does not serve model {model!r} ({status}: {message}). "
+                f"{endpoint.base_url} does not serve model {model!r} ({status}: {message}). "
                 f"The server offers: {listing}. Pass one of them with --model.",
                 status=status,
             )
         raise EndpointError(
-            f"{self.endpoint.base_url} refused the request with {status}: {message}",
+            f"{endpoint.base_url} refused the request with {status}: {message}",
             status=status,
         )
 
-    async def _offered_models(self) -> list[str]:
+    async def _offered_models(self, endpoint: Endpoint) -> list[str]:
         try:
-            return await self.list_models()
+            return await self.list_models(endpoint)
         except (EndpointError, httpx.HTTPError, aiohttp.ClientError, orjson.JSONDecodeError):
             return []
 
-    async def list_models(self) -> list[str]:
-        """The model ids ``GET /models`` lists (sorted)."""
+    async def list_models(self, endpoint: Endpoint | None = None) -> list[str]:
+        """The model ids ``GET /models`` lists (sorted), at ``endpoint`` (default: the
+        first)."""
         if self._models is not None:
             return self._models
+        target = next((t for t in self.pool.targets if t.endpoint is endpoint),
+                      self.pool.targets[0])
+        endpoint = target.endpoint
         request = httpx.Request(
-            "GET", httpx.URL(self.endpoint.base_url + "/models"), headers=self._headers,
-            extensions={"timeout": self._timeouts},
+            "GET", httpx.URL(endpoint.base_url + "/models"),
+            headers=self._headers_of(endpoint), extensions={"timeout": self._timeouts},
         )
-        response = await self.transport.handle_async_request(request)
+        response = await target.transport.handle_async_request(request)
         try:
             raw = await response.aread()
         finally:
             await response.aclose()
         if response.status_code != 200:
             raise EndpointError(
-                f"GET {self.endpoint.base_url}/models answered {response.status_code}",
+                f"GET {endpoint.base_url}/models answered {response.status_code}",
                 status=response.status_code,
             )
         body = orjson.loads(raw)

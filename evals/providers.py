@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 
 from evals.errors import ConfigError, did_you_mean
 
-__all__ = ["PROVIDERS", "Endpoint", "Provider", "proxy_for", "resolve_endpoint"]
+__all__ = [
+    "PROVIDERS",
+    "Endpoint",
+    "Provider",
+    "base_url_list",
+    "normalise_base_url",
+    "proxy_for",
+    "resolve_endpoint",
+    "resolve_endpoints",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +155,52 @@ def resolve_endpoint(
         seed_field=preset.seed_field,
         stream_usage=preset.stream_usage,
     )
+
+
+def normalise_base_url(value: object) -> str | tuple[str, ...] | None:
+    """``RunConfig.base_url`` as given (a URL, or a list or tuple of them) in its stored
+    form: one URL as a string (so a one-endpoint run keeps its run folder), several as a
+    tuple, none as None.
+
+    Example: ``normalise_base_url(["http://a/v1"])`` is ``"http://a/v1"``.
+    """
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, (list, tuple)):
+        urls = tuple(str(v) for v in value)
+        return urls[0] if len(urls) == 1 else urls or None
+    raise ConfigError(f"base_url {value!r}: give a URL or a list of URLs.")
+
+
+def base_url_list(value: str | tuple[str, ...] | None) -> tuple[str | None, ...]:
+    """The URLs of a normalised ``base_url``; ``(None,)`` when there is none (the
+    provider's own URL)."""
+    if value is None:
+        return (None,)
+    return (value,) if isinstance(value, str) else value
+
+
+def resolve_endpoints(
+    provider: str | None,
+    base_url: str | tuple[str, ...] | None = None,
+    api_key_env: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> tuple[Endpoint, ...]:
+    """``resolve_endpoint`` for each of several base URLs (replicas serving one model,
+    sharing the provider preset and the key).
+
+    Raises:
+        ConfigError: as ``resolve_endpoint``; or the same URL given twice.
+    """
+    endpoints = tuple(resolve_endpoint(provider, url, api_key_env, environ)
+                      for url in base_url_list(base_url))
+    seen: set[str] = set()
+    for e in endpoints:
+        if e.base_url in seen:
+            raise ConfigError(f"--base-url {e.base_url} is given twice; give each endpoint "
+                              "once.")
+        seen.add(e.base_url)
+    return endpoints
 
 
 def proxy_for(url: str) -> str | None:

@@ -10,7 +10,9 @@ or ``[THINK]`` tags). Whether an answer is right depends only on the request's s
 prompt, so a rerun with the same seeds gets the same answers.
 
 Faults can be injected: 429 with ``Retry-After``, 500, dropped connections, malformed JSON,
-truncation. Every answered request appends one JSON line to the request log, so tests can
+truncation. Rate limits can be enforced as providers enforce them: a 429 with ``Retry-After``
+to a request beyond ``limit_concurrent`` in flight, or beyond ``limit_rps`` accepted in the
+last second. Every answered request appends one JSON line to the request log, so tests can
 count what was asked twice. Every response carries the header ``x-evals-simulator`` and
 every score computed from it is labelled simulated.
 """
@@ -22,6 +24,7 @@ import hashlib
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +74,11 @@ class SimConfig:
             not JSON.
         truncate: fraction of answers cut off in the reasoning (``finish_reason: length``).
         max_concurrent: at most this many requests are served at once; the rest queue.
+        limit_concurrent: at most this many requests in flight; one more is answered 429
+            with ``Retry-After: retry_after_s`` at once (a provider's concurrency limit).
+        limit_rps: at most this many requests accepted in any one second (a sliding
+            window); one more is answered 429 with the time until a slot frees in
+            ``Retry-After``/``retry-after-ms`` (a provider's requests-per-second limit).
         reasoning_format: where the reasoning goes; ``mixed`` picks one per request.
         models: if given, only these model names are served (others get 404).
         api_key: if given, requests must carry ``Authorization: Bearer <api_key>``.
@@ -87,6 +95,8 @@ class SimConfig:
     fault_malformed: float = 0.0
     truncate: float = 0.0
     max_concurrent: int | None = None
+    limit_concurrent: int | None = None
+    limit_rps: float | None = None
     reasoning_format: str = "mixed"
     models: tuple[str, ...] = ()
     api_key: str | None = field(default=None, repr=False)
@@ -231,6 +241,23 @@ class _Simulator:
             asyncio.Semaphore(config.max_concurrent) if config.max_concurrent else None
         )
         self.served = 0
+        self.active = 0  # requests accepted and not yet answered (limit_concurrent)
+        self.accepted: deque[float] = deque()  # when, within the last second (limit_rps)
+
+    def _over_limit(self) -> tuple[str, float] | None:
+        """Which limit a new request would break and the wait to ask for, or None."""
+        cfg = self.config
+        if cfg.limit_concurrent is not None and self.active >= cfg.limit_concurrent:
+            return "limit_concurrent", cfg.retry_after_s
+        if cfg.limit_rps is not None:
+            now = time.monotonic()
+            window = self.accepted
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) >= max(1.0, cfg.limit_rps):
+                return "limit_rps", max(0.001, window[0] + 1.0 - now)
+            window.append(now)
+        return None
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.log is not None:
@@ -271,10 +298,25 @@ class _Simulator:
                                     "type": "NotFoundError", "param": None, "code": 404}},
                          status=404)
         self.models_seen.add(model)
-        if self.semaphore is None:
-            return await self._answer(request, body, model)
-        async with self.semaphore:
-            return await self._answer(request, body, model)
+        if (limited := self._over_limit()) is not None:
+            which, wait = limited
+            self._log({"t": time.time(), "model": model, "seed": body.get("seed"),
+                       "fault": which})
+            return _json(
+                {"error": {"message": f"Rate limit reached ({which.replace('_', ' ')}), "
+                                      "please retry.", "type": "requests", "param": None,
+                           "code": "rate_limit_exceeded"}},
+                status=429,
+                headers={"Retry-After": f"{wait:.3g}", "retry-after-ms": str(int(wait * 1000))},
+            )
+        self.active += 1
+        try:
+            if self.semaphore is None:
+                return await self._answer(request, body, model)
+            async with self.semaphore:
+                return await self._answer(request, body, model)
+        finally:
+            self.active -= 1
 
     async def _answer(self, request: web.Request, body: dict[str, Any], model: str
                       ) -> web.StreamResponse:
@@ -509,7 +551,10 @@ def _run_loop(coro: Any) -> None:
 
 
 class SimulatorThread:
-    """The simulator on a free loopback port in a background thread (tests, the demo).
+    """The simulator on a loopback port in a background thread (tests, the demo).
+
+    ``port``: 0 (the default) picks a free one. To restart an endpoint, ``stop()`` this one
+    and start a new ``SimulatorThread`` on the same ``port``.
 
     Example:
         >>> with SimulatorThread(SimConfig(accuracy=0.7), book) as sim:
@@ -517,12 +562,13 @@ class SimulatorThread:
     """
 
     def __init__(self, config: SimConfig, book: AnswerBook,
-                 request_log: Path | None = None, host: str = "127.0.0.1") -> None:
+                 request_log: Path | None = None, host: str = "127.0.0.1", port: int = 0
+                 ) -> None:
         self.config = config
         self.book = book
         self.request_log = request_log
         self.host = host
-        self.port = 0
+        self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -562,7 +608,7 @@ class SimulatorThread:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
-            await _serve_until(self.config, self.book, self.host, 0, self.request_log,
+            await _serve_until(self.config, self.book, self.host, self.port, self.request_log,
                                self._stop, ready, handle_signals=False)
 
         try:

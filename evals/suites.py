@@ -10,6 +10,7 @@ their own::
     model = "magistral-small-2509"      # optional: default --model (the run's --model wins)
     profile = "magistral-1.2"           # optional
     source = "https://..."              # optional: where the settings come from
+    base_urls = ["http://gpu1:8000/v1", "http://gpu2:8000/v1"]  # optional: replicas
 
     [[task]]
     name = "aime2024"
@@ -35,7 +36,7 @@ from evals.errors import ConfigError, did_you_mean
 
 __all__ = ["Suite", "SuiteTask", "load_suite", "parse_suite", "shipped_suites"]
 
-_SUITE_KEYS = ("name", "description", "model", "profile", "source", "task")
+_SUITE_KEYS = ("name", "description", "model", "profile", "source", "base_urls", "task")
 _TASK_KEYS = ("name", "n", "max_tokens", "options")
 
 
@@ -70,6 +71,8 @@ class Suite:
         source: where the settings come from (a model card URL), or ``None``.
         tasks: the tasks, in file order; at least one, no name twice.
         path: the file the suite was read from.
+        base_urls: endpoints to spread the run over (replicas of one server), used when the
+            run names no ``--base-url``; empty: none.
     """
 
     name: str
@@ -79,6 +82,7 @@ class Suite:
     source: str | None
     tasks: tuple[SuiteTask, ...]
     path: str
+    base_urls: tuple[str, ...] = ()
 
 
 def _optional_str(data: dict[str, object], key: str, where: str) -> str | None:
@@ -110,6 +114,15 @@ def _option_value(value: object, key: str, where: str) -> str:
         return value.isoformat()
     raise ConfigError(f"{where}: option '{key}' must be a string, number, boolean or date, "
                       f"got {value!r}.")
+
+
+def _base_urls(data: dict[str, object], where: str) -> tuple[str, ...]:
+    value = data.get("base_urls", [])
+    if not isinstance(value, list) or not all(isinstance(u, str) and u.strip() for u in value):
+        raise ConfigError(f"{where}: 'base_urls' must be a list of URLs, e.g. base_urls = "
+                          f"[\"http://127.0.0.1:8000/v1\", \"http://127.0.0.1:8001/v1\"], "
+                          f"got {value!r}.")
+    return tuple(u.strip() for u in value)
 
 
 def _unknown_key(data: dict[str, object], known: tuple[str, ...], where: str) -> None:
@@ -184,6 +197,7 @@ def parse_suite(text: str, path: str) -> Suite:
         source=_optional_str(data, "source", where),
         tasks=tasks,
         path=path,
+        base_urls=_base_urls(data, where),
     )
 
 

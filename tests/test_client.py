@@ -103,12 +103,14 @@ class Script:
 
 
 def make_client(handler: Handler, *, retries: int = 3, concurrency: int = 8,
-                endpoint: Endpoint = ENDPOINT, policy: RetryPolicy | None = None) -> ChatClient:
+                endpoint: Endpoint = ENDPOINT, policy: RetryPolicy | None = None,
+                max_downtime: float = 300.0) -> ChatClient:
     return ChatClient(
         endpoint,
         transport=httpx.MockTransport(handler),
         concurrency=concurrency,
         retry=policy or RetryPolicy(max_retries=retries, base_delay=0.001, max_delay=0.05),
+        max_downtime=max_downtime,
     )
 
 
@@ -366,18 +368,64 @@ def test_an_endpoint_never_reached_is_unreachable_after_a_few_quick_retries() ->
     assert (client.stats.sent, client.stats.retries, client.stats.failed) == (4, 3, 1)
 
 
-def test_connection_errors_after_an_answer_are_retried_in_full_then_request_failed() -> None:
+def test_connections_refused_after_an_answer_wait_for_the_endpoint_not_the_budget() -> None:
+    """A restart: refused connections sent nothing, so they spend no retry; the endpoint is
+    taken out, probed (GET /models) and the request goes through once it is back."""
+    refused = raise_(httpx.ConnectError("[Errno 111] Connection refused"))
+    script = Script(ok, refused, refused, refused, refused, ok)
+    client = make_client(script, retries=1)
+
+    async def go() -> Response:
+        async with client:
+            await client.complete(REQUEST)
+            return await client.complete(REQUEST)
+
+    response = asyncio.run(go())
+    assert response.text == "42"
+    assert len(script.chat) == 6 and response.retries == 4  # more than max_retries=1
+    assert len(script.model_requests) == 4  # one probe puts it back after each refusal
+    assert client.endpoint_report()[0]["taken_out"] == 4
+
+
+def test_connections_refused_for_longer_than_max_downtime_fail_the_request() -> None:
+    """The endpoint accepts probes but refuses every POST: bounded by ``max_downtime``."""
     script = Script(ok, raise_(httpx.ConnectError("refused")))
-    client = make_client(script, retries=5)
+    client = make_client(script, retries=5, max_downtime=0.3)
 
     async def go() -> None:
         async with client:
             await client.complete(REQUEST)
-            with pytest.raises(RequestFailed, match="connection: ConnectError"):
+            with pytest.raises(RequestFailed, match=r"refused connections for 0.3 s although "
+                                                    r"it answered before"):
                 await client.complete(REQUEST)
 
     asyncio.run(go())
-    assert len(script.chat) == 1 + 6  # the server went away: the whole budget, then an error
+
+
+def test_an_endpoint_down_for_longer_than_max_downtime_stops_with_endpoint_error() -> None:
+    down = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if down:
+            raise httpx.ConnectError("[Errno 111] Connection refused")
+        return ok()
+
+    client = make_client(handler, max_downtime=0.3)
+
+    async def go() -> float:
+        nonlocal down
+        async with client:
+            await client.complete(REQUEST)
+            down = True
+            started = time.perf_counter()
+            with pytest.raises(EndpointError) as info:
+                await client.complete(REQUEST)
+            assert type(info.value) is EndpointError
+            assert str(info.value).startswith("No endpoint answered for 0.3 s (http://test/v1")
+            assert "rerun the same command to resume" in str(info.value)
+            return time.perf_counter() - started
+
+    assert 0.3 <= asyncio.run(go()) < 2
 
 
 def test_a_read_failure_of_a_never_answered_endpoint_is_not_unreachable() -> None:

@@ -240,7 +240,9 @@ def test_server_that_dies_mid_run_stops_the_run_and_keeps_what_was_answered(
 
     out = tmp_path / "run"
     with simulator({"aime2025": aime2025_path}, latency_ms=20) as sim:
-        cfg = _config(sim.base_url, aime2025_path, out, concurrency=4, max_retries=1)
+        # It never comes back: the run waits --max-downtime for it (a restart), then stops.
+        cfg = _config(sim.base_url, aime2025_path, out, concurrency=4, max_retries=1,
+                      max_downtime=2.0)
         threading.Timer(0.6, sim.stop).start()  # the server dies 0.6 s in
         started = time.monotonic()
         with pytest.raises(EndpointError) as info:
