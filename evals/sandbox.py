@@ -140,7 +140,8 @@ class ExecResult:
             executor was closed), ``"cpu"`` (``SIGXCPU``), ``"file_size"``
             (``SIGXFSZ`` or ``EFBIG``), ``"memory"``, ``"open_files"``, ``"processes"``
             (the last three read from the final line of stderr, such as
-            ``MemoryError``), or ``"signal N"``.
+            ``MemoryError``), ``"signal N"``, or ``"worker lost"`` (``RayExecutor``: the
+            Ray worker running it died on every retry; nothing of the program is known).
         output_truncated: stdout or stderr exceeded the cap and was cut.
     """
 
@@ -158,7 +159,8 @@ class SandboxUnavailable(ConfigError):
 
 
 class Executor(Protocol):
-    """Runs one program with limits; ``BwrapExecutor`` and ``UnsafeExecutor`` are two."""
+    """Runs one program with limits; ``BwrapExecutor`` and ``UnsafeExecutor`` are two, and
+    ``evals.grading.ray_executor.RayExecutor`` runs one of them on a Ray worker."""
 
     async def run(self, argv: Sequence[str], *, files: Mapping[str, bytes] = {},
                   stdin: bytes = b"", limits: Limits = Limits()) -> ExecResult:

@@ -62,6 +62,8 @@ a fast one never less than the reference limit. CPU time does not grow when the 
 is busy; a wall limit of ``2 x limit + 1`` s only stops programs that sleep or block.
 An attempt that failed only by time is rerun once; the grade records the limit used
 (``details["time_limit_s"]``), the factor (``details["calibration"]``) and the rerun.
+With ``--executor ray`` the limit is still computed here, with this machine's factor, and
+travels with the attempt to whichever Ray worker runs it (``evals.grading.ray_executor``).
 """
 
 from __future__ import annotations
@@ -275,8 +277,8 @@ async def run_program(program: str, problem: CodeProblem, *, limit_s: float,
         program: the whole program (for HumanEval, with its ``check`` call).
         problem: the tests and settings.
         limit_s: CPU seconds per test (already calibrated).
-        executor: an ``evals.sandbox.Executor``; ``None``: the run's
-            (``current_context().executor()``).
+        executor: an ``evals.sandbox.Executor`` (local, or a ``RayExecutor``); ``None``:
+            the run's (``current_context().executor()``).
 
     Returns:
         The runner's verdict record (``verdict``, ``test``, ``passed``, ``cpu_s``, ...),

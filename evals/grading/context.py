@@ -19,13 +19,16 @@ import contextvars
 import os
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 if TYPE_CHECKING:
     from evals.grading.pool import GradingPool
     from evals.sandbox import Executor
 
-__all__ = ["GradingContext", "GradingOptions", "current_context"]
+__all__ = ["ExecutorKind", "GradingContext", "GradingOptions", "current_context"]
+
+#: Where sandboxed programs run: this machine's processes, or a Ray cluster.
+ExecutorKind = Literal["local", "ray"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +41,33 @@ class GradingOptions:
         processes: math worker processes and parallel sandboxed programs (``None``: the
             number of cores).
         unsafe_no_sandbox: run model-written code without bubblewrap (``--unsafe-no-sandbox``).
+        executor: where sandboxed programs run (``--executor``): ``"local"`` (processes of
+            this machine, the default) or ``"ray"`` (Ray tasks on a cluster's workers, each
+            under the worker's own sandbox; see ``evals.grading.ray_executor``). Math
+            grading stays in the local pool either way.
+        ray_address: the Ray cluster to connect to (``--ray-address``, e.g.
+            ``"ray://head:10001"`` or ``"10.0.0.5:6379"``); ``None``: ``$RAY_ADDRESS`` if
+            set, else a local Ray instance started for the run. Only with ``"ray"``.
+
+    Raises:
+        ConfigError: ``executor`` is unknown, or ``ray_address`` is given without ``"ray"``.
     """
 
     timeout_s: float = 5.0
     processes: int | None = None
     unsafe_no_sandbox: bool = False
+    executor: ExecutorKind = "local"
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        from evals.errors import ConfigError
+
+        if self.executor not in ("local", "ray"):
+            raise ConfigError(f"Unknown executor {self.executor!r}: use 'local' (this "
+                              "machine's processes) or 'ray' (a Ray cluster).")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ConfigError(f"--ray-address {self.ray_address} goes with --executor ray; add "
+                              "--executor ray or drop the address.")
 
     def workers(self) -> int:
         return self.processes or os.cpu_count() or 1
@@ -73,15 +98,26 @@ class GradingContext:
     def executor(self) -> Executor:
         """The sandboxed executor for model-written code.
 
+        With ``executor="ray"`` the first call connects to Ray (or starts a local
+        instance, a few seconds) and checks bubblewrap on every node of the cluster.
+
         Raises:
-            SandboxUnavailable: bubblewrap is missing or cannot run here, and
-                ``unsafe_no_sandbox`` is off.
+            SandboxUnavailable: bubblewrap is missing or cannot run here (on a Ray node,
+                for ``"ray"``), and ``unsafe_no_sandbox`` is off.
+            ConfigError: ``"ray"`` was asked for and Ray is not installed or not reachable.
         """
         if self._executor is None:
-            from evals.sandbox import make_executor
+            if self.options.executor == "ray":
+                from evals.grading.ray_executor import make_ray_executor
 
-            self._executor = make_executor(unsafe=self.options.unsafe_no_sandbox,
-                                           max_parallel=self.options.workers())
+                self._executor = make_ray_executor(
+                    self.options.ray_address, unsafe=self.options.unsafe_no_sandbox,
+                    max_parallel=self.options.processes)
+            else:
+                from evals.sandbox import make_executor
+
+                self._executor = make_executor(unsafe=self.options.unsafe_no_sandbox,
+                                               max_parallel=self.options.workers())
         return self._executor
 
     async def aclose(self) -> None:
