@@ -2,16 +2,25 @@
 
 Both paths go through ``datasets.load_dataset``: a hub id (config, split, revision, the
 user's token for gated sets) or a local jsonl/json/parquet/csv file (``--data PATH``).
-Once a source has been loaded, its rows are kept in a small cache keyed by what identifies
-the source exactly (hub id + config + split + revision, or the file's sha256), so reruns and
-offline machines do not pay ``datasets``' import and preparation again. The fingerprint of
-every load is recorded in the run manifest.
+Once a source has been loaded, its rows are kept in a cache file (JSON lines) keyed by what
+identifies the source exactly (hub id + config + split + revision, or the file's sha256), so
+reruns and offline machines do not pay ``datasets``' import and preparation again. The
+fingerprint of every load is recorded in the run manifest.
+
+Memory stays bounded whatever the size of the source: the cache is written from
+``datasets``' Arrow files batch by batch and read back row by row, and a task's bulky fields
+(``Task.lazy_fields``, e.g. LiveCodeBench's private tests, gigabytes for a release) are not
+kept: ``to_sample`` gets a ``LazyField`` for each, a reference to the row in the cache file
+whose ``load()`` reads the value back when it is needed (when a problem is graded).
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,10 +31,14 @@ from evals.errors import DataError
 from evals.records import Sample
 from evals.registry import Task
 
-__all__ = ["LoadedData", "cache_dir", "load_task_data"]
+__all__ = ["LAZY_MIN_BYTES", "LazyField", "LoadedData", "cache_dir", "load_task_data"]
 
 _FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 _MAX_REPORTED = 5
+#: Version of the row cache's layout (part of its file names: older caches are ignored).
+_CACHE_FORMAT = 2
+#: A lazy field whose value is smaller than this stays in the row (it costs nothing to keep).
+LAZY_MIN_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +58,61 @@ class LoadedData:
     fingerprint: str
     rows: int
     skipped: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LazyField:
+    """A bulky field of a dataset row, left on disk: ``load()`` reads it back.
+
+    The loader gives one to ``Task.to_sample`` in place of each of the task's
+    ``lazy_fields`` whose value is at least ``LAZY_MIN_BYTES`` long (smaller values stay in
+    the row as they are), so a task can keep the reference and read the value when it
+    needs it, e.g. LiveCodeBench's private tests when a problem is graded.
+
+    Attributes:
+        path: the row cache file (JSON lines) the row is in.
+        offset: where the row's line starts in ``path``.
+        length: the line's length in bytes.
+        name: the field.
+        size: the value's length in bytes (UTF-8 for a string, else its JSON).
+        digest: sha256 (hex) of those bytes: identifies the value without reading it.
+
+    Example:
+        >>> field.load()  # doctest: +SKIP
+        'eJxrYJnKxgABPUzRsVP0ABkLAyg='
+    """
+
+    path: Path
+    offset: int
+    length: int
+    name: str
+    size: int
+    digest: str
+
+    def load(self) -> Any:
+        """The field's value, read from the row cache (the whole row is read and parsed;
+        nothing is kept).
+
+        Raises:
+            DataError: the cache file was removed or changed since the data loaded.
+        """
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                line = fh.read(self.length)
+            return orjson.loads(line)[self.name]
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise DataError(
+                f"Cannot read field {self.name!r} back from the row cache {self.path} "
+                f"(offset {self.offset}): {type(exc).__name__}: {exc}. The cache was removed "
+                "or changed while the run was using it; rerun the command to reload the data."
+            ) from None
+
+
+def _lazy(path: Path, offset: int, length: int, name: str, value: Any) -> LazyField:
+    raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else orjson.dumps(
+        value, default=str)
+    return LazyField(path, offset, length, name, len(raw), hashlib.sha256(raw).hexdigest())
 
 
 def cache_dir() -> Path:
@@ -76,24 +144,143 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_cache(path: Path) -> list[dict[str, Any]] | None:
+@dataclass(frozen=True, slots=True)
+class _RowFile:
+    """A source's rows in the cache: one JSON object per line, read back lazily."""
+
+    path: Path
+    rows: int
+    fingerprint: str
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self.read()
+
+    def read(self, lazy: frozenset[str] = frozenset()) -> Iterator[dict[str, Any]]:
+        """The rows in order; each field named in ``lazy`` whose value has at least
+        ``LAZY_MIN_BYTES`` bytes is a ``LazyField`` instead of its value."""
+        offset = 0
+        with self.path.open("rb") as fh:
+            for line in fh:
+                start, offset = offset, offset + len(line)
+                if not line.strip():
+                    continue
+                row = orjson.loads(line)
+                if lazy and len(line) >= LAZY_MIN_BYTES:
+                    for name in lazy.intersection(row):
+                        value = row[name]
+                        small = isinstance(value, str) and len(value) < LAZY_MIN_BYTES
+                        if value is not None and not small:
+                            row[name] = _lazy(self.path, start, len(line), name, value)
+                yield row
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_suffix(".meta.json")
+
+
+def _open_cache(path: Path) -> _RowFile | None:
+    """The cache at ``path`` if it is complete (its meta file is written last)."""
     try:
-        with path.open("rb") as fh:
-            return [orjson.loads(line) for line in fh if line.strip()]
-    except (OSError, orjson.JSONDecodeError):
+        meta = orjson.loads(_meta_path(path).read_bytes())
+        if meta.get("format") != _CACHE_FORMAT or path.stat().st_size != meta["bytes"]:
+            return None
+        return _RowFile(path, int(meta["rows"]), str(meta["fingerprint"]))
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
 
 
-def _write_cache(path: Path, rows: list[dict[str, Any]]) -> None:
+_TEMPORARY: list[Path] = []
+
+
+def _remove_temporary() -> None:
+    for path in _TEMPORARY:
+        for item in (path, _meta_path(path)):
+            item.unlink(missing_ok=True)
+
+
+def _write_cache(path: Path, batches: Iterator[list[dict[str, Any]]],
+                 fingerprint: str | None) -> _RowFile:
+    """Write the rows to the cache at ``path`` batch by batch, and return it.
+
+    Rows are written with sorted keys; ``fingerprint`` ``None`` means the sha256 of the rows
+    so written (without newlines), which is how hub sources are fingerprinted. When the cache
+    folder cannot be written, a temporary file (removed at exit) stands in for it: the rows
+    are read back from a file either way.
+
+    Raises:
+        DataError: neither the cache folder nor the temporary folder can be written.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        target = path
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        with tmp.open("wb") as fh:
-            for row in rows:
-                fh.write(orjson.dumps(row, default=str) + b"\n")
-        tmp.replace(path)
+        handle = tmp.open("wb")
+    except OSError as exc:
+        try:
+            fd, name = tempfile.mkstemp(prefix="evals-rows-", suffix=".jsonl")
+        except OSError:
+            raise DataError(
+                f"Cannot write the dataset row cache in {path.parent} ({exc.strerror or exc}) "
+                "nor in the temporary folder. Set EVALS_CACHE_DIR to a folder you can "
+                "write to."
+            ) from None
+        target = tmp = Path(name)
+        if not _TEMPORARY:
+            atexit.register(_remove_temporary)
+        _TEMPORARY.append(target)
+        handle = os.fdopen(fd, "wb")
+    digest = hashlib.sha256()
+    rows = 0
+    with handle as fh:
+        for batch in batches:
+            for row in batch:
+                line = orjson.dumps(row, default=str, option=orjson.OPT_SORT_KEYS)
+                digest.update(line)
+                fh.write(line + b"\n")
+                rows += 1
+    if tmp != target:
+        tmp.replace(target)
+    cache = _RowFile(target, rows, fingerprint or digest.hexdigest())
+    meta = {"format": _CACHE_FORMAT, "rows": rows, "fingerprint": cache.fingerprint,
+            "bytes": target.stat().st_size}
+    meta_tmp = _meta_path(target).with_suffix(f".tmp{os.getpid()}")
+    try:
+        meta_tmp.write_bytes(orjson.dumps(meta))
+        meta_tmp.replace(_meta_path(target))
     except OSError:
-        pass  # a cache that cannot be written only costs time
+        pass  # without its meta file the cache is rebuilt next time: it only costs time
+    return cache
+
+
+def _batches(ds: Any) -> Iterator[list[dict[str, Any]]]:
+    """A ``datasets.Dataset``'s rows, a record batch at a time.
+
+    Read from its Arrow files with ordinary reads rather than through the memory map
+    ``datasets`` iterates over (every page of which would stay resident: a release's
+    gigabytes would count in the process's memory); a dataset without cache files (in
+    memory) is iterated by ``datasets`` itself.
+    """
+    import pyarrow as pa
+
+    files = [f["filename"] for f in (ds.cache_files or [])]
+    if getattr(ds, "_indices", None) is not None:
+        files = []  # a selection of the rows: only datasets knows which
+    try:
+        if files:
+            with pa.OSFile(files[0], "rb") as source:
+                pa.ipc.open_stream(source)
+    except (pa.ArrowInvalid, OSError):
+        files = []  # not the stream format datasets writes: let datasets read it
+    if files:
+        for name in files:
+            with pa.OSFile(name, "rb") as source:
+                for batch in pa.ipc.open_stream(source):
+                    yield batch.to_pylist()
+        return
+    for batch in ds.iter(batch_size=64):
+        names = list(batch)
+        yield [dict(zip(names, values, strict=True))
+               for values in zip(*(batch[n] for n in names), strict=True)]
 
 
 def _check_json_lines(path: Path) -> None:
@@ -117,7 +304,7 @@ def _check_json_lines(path: Path) -> None:
                 ) from None
 
 
-def _load_local(path: Path) -> list[dict[str, Any]]:
+def _load_local(path: Path) -> Any:
     fmt = _format_of(path)
     if fmt == "json":
         _check_json_lines(path)
@@ -131,7 +318,7 @@ def _load_local(path: Path) -> list[dict[str, Any]]:
             f"--data {path}: could not read it as {fmt}: {type(exc).__name__}: {exc}. "
             "Check that the file is valid (one JSON object per line for jsonl)."
         ) from exc
-    return [dict(row) for row in ds]
+    return ds
 
 
 def _hub_unreachable() -> str | None:
@@ -158,7 +345,7 @@ def _hub_unreachable() -> str | None:
         return f"cannot reach {host}:{port} ({exc})"
 
 
-def _load_hub(task: Task) -> list[dict[str, Any]]:
+def _load_hub(task: Task) -> Any:
     spec = task.dataset
     unreachable = _hub_unreachable()
     if unreachable is not None:
@@ -212,7 +399,7 @@ def _load_hub(task: Task) -> list[dict[str, Any]]:
             f"({spec.describe()}): {text[:300]}. If you are offline or have your own "
             f"copy, pass a local file: --data {task.name}=PATH (jsonl, parquet or csv)."
         ) from exc
-    return [dict(row) for row in ds]
+    return ds
 
 
 def _builder_for(name: str) -> str:
@@ -224,7 +411,9 @@ def _builder_for(name: str) -> str:
     return builder
 
 
-def _rows_for(task: Task, data: Path | None) -> tuple[list[dict[str, Any]], str, str]:
+def _rows_for(task: Task, data: Path | None) -> tuple[_RowFile, str, str]:
+    """The source's rows (in the cache, loading them first if they are not there yet), its
+    description and its fingerprint."""
     path = data if data is not None else task.default_data
     if path is not None:
         path = Path(path).expanduser()
@@ -234,26 +423,21 @@ def _rows_for(task: Task, data: Path | None) -> tuple[list[dict[str, Any]], str,
                 f"Pass an existing file with --data {task.name}=PATH."
             )
         fingerprint = _sha256(path)
-        cached = cache_dir() / "data" / f"{fingerprint}.jsonl"
-        rows = _read_cache(cached)
+        cached = cache_dir() / "data" / f"{fingerprint}.v{_CACHE_FORMAT}.jsonl"
+        rows = _open_cache(cached)
         if rows is None:
-            rows = _load_local(path)
-            _write_cache(cached, rows)
+            rows = _write_cache(cached, _batches(_load_local(path)), fingerprint)
         return rows, str(path.resolve()), fingerprint
     spec = task.dataset
     key = hashlib.sha256(
         orjson.dumps([spec.hub_id, spec.config, spec.split, spec.revision,
                       list(spec.data_files)])
     ).hexdigest()
-    cached = cache_dir() / "hub" / f"{key}.jsonl"
-    rows = _read_cache(cached)
+    cached = cache_dir() / "hub" / f"{key}.v{_CACHE_FORMAT}.jsonl"
+    rows = _open_cache(cached)
     if rows is None:
-        rows = _load_hub(task)
-        _write_cache(cached, rows)
-    fingerprint = hashlib.sha256(
-        b"".join(orjson.dumps(r, default=str, option=orjson.OPT_SORT_KEYS) for r in rows)
-    ).hexdigest()
-    return rows, f"hub:{spec.describe()}", fingerprint
+        rows = _write_cache(cached, _batches(_load_hub(task)), None)
+    return rows, f"hub:{spec.describe()}", rows.fingerprint
 
 
 def _row_list(numbers: list[int]) -> str:
@@ -262,9 +446,12 @@ def _row_list(numbers: list[int]) -> str:
     return f"row{'s' if len(numbers) > 1 else ''} {shown}{more}"
 
 
-def _samples(task: Task, rows: list[dict[str, Any]], source: str, skip_bad_rows: bool
+def _samples(task: Task, rows: _RowFile, source: str, skip_bad_rows: bool
              ) -> tuple[list[Sample], list[tuple[int, str]]]:
     """The rows as samples, and the rows that could not be read (1-based, problem).
+
+    Rows are read one at a time and dropped once their sample is made; the task's
+    ``lazy_fields`` reach ``to_sample`` as ``LazyField`` references.
 
     Raises:
         DataError: some rows are malformed and ``skip_bad_rows`` is off: one line per
@@ -273,7 +460,7 @@ def _samples(task: Task, rows: list[dict[str, Any]], source: str, skip_bad_rows:
     problems: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
     samples: list[Sample] = []
-    for index, row in enumerate(rows):
+    for index, row in enumerate(rows.read(frozenset(task.lazy_fields))):
         try:
             sample = task.to_sample(row, index)
         except (KeyError, ValueError, TypeError, DataError) as exc:  # one bad row, listed
@@ -292,7 +479,7 @@ def _samples(task: Task, rows: list[dict[str, Any]], source: str, skip_bad_rows:
         lines = [f"  {len(numbers)} x {problem} ({_row_list(numbers)})"
                  for problem, numbers in by_problem.items()]
         raise DataError(
-            f"{len(problems)} of {len(rows)} row(s) in {source} cannot be read by task "
+            f"{len(problems)} of {rows.rows} row(s) in {source} cannot be read by task "
             f"{task.name!r}. Fix those rows, check that the file has the fields this task "
             "expects, or leave them out with --skip-bad-rows:\n" + "\n".join(lines)
         )
@@ -321,5 +508,5 @@ def load_task_data(task: Task, data: Path | None = None, limit: int | None = Non
         samples = [s for s in samples if task.keep(s)]
     if limit is not None:
         samples = samples[:limit]
-    return LoadedData(samples=samples, source=source, fingerprint=fingerprint, rows=len(rows),
+    return LoadedData(samples=samples, source=source, fingerprint=fingerprint, rows=rows.rows,
                       skipped=tuple(skipped))

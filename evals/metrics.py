@@ -5,12 +5,20 @@ attempts (pass@1 averaged over n repeats). Its standard error treats problems as
 the sample standard deviation of the per-problem means over the square root of the number of
 problems, so n repeats of one problem are never counted as n independent draws. The 95%
 interval is score +/- 1.96 SE, clipped to [0, 1].
+
+``summarize`` reads the table as a stream of rows and keeps only running totals: per
+problem a few counters and, where majority voting is reported, one 64-bit integer per
+attempt (its repeat, an id of its extracted answer and its verdict; long answers such as
+programs are identified by a digest, not kept), so a run of millions of attempts is
+summarised in bounded memory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from array import array
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from evals.records import OUTCOMES, SCORED_OUTCOMES
@@ -62,7 +70,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prob_all_wrong
 
 
-def majority_vote(votes: list[tuple[str | None, bool]]) -> bool:
+def majority_vote(votes: Sequence[tuple[Hashable | None, bool]]) -> bool:
     """Whether the majority answer of one problem's attempts is correct.
 
     Args:
@@ -79,7 +87,7 @@ def majority_vote(votes: list[tuple[str | None, bool]]) -> bool:
         >>> majority_vote([("3", False), ("5", True), ("5", True)])
         True
     """
-    counts: dict[str, list[int]] = {}  # answer -> [count, first position, correct]
+    counts: dict[Hashable, list[int]] = {}  # answer -> [count, first position, correct]
     for position, (answer, correct) in enumerate(votes):
         if answer is None:
             continue
@@ -91,7 +99,7 @@ def majority_vote(votes: list[tuple[str | None, bool]]) -> bool:
     return bool(best[2])
 
 
-def maj_at_k(votes: list[tuple[str | None, bool]], k: int) -> float:
+def maj_at_k(votes: Sequence[tuple[Hashable | None, bool]], k: int) -> float:
     """maj@k of one problem: the mean, over the ``len(votes) // k`` disjoint groups of
     ``k`` consecutive repeats, of whether the group's majority answer is correct.
 
@@ -104,7 +112,7 @@ def maj_at_k(votes: list[tuple[str | None, bool]], k: int) -> float:
     return sum(majority_vote(votes[g * k:(g + 1) * k]) for g in range(groups)) / groups
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) of ``values`` by linear interpolation between the
     closest ranks (numpy's default); NaN for no values."""
     if not values:
@@ -116,23 +124,55 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+#: Extracted answers longer than this are identified by a digest in the votes.
+_SHORT_ANSWER = 64
+
+
+class _Votes:
+    """One group's scored attempts for majority voting, packed: per problem an array of
+    ``repeat << 33 | answer id << 1 | correct`` (answer id 0: no answer)."""
+
+    __slots__ = ("answers", "by_problem")
+
+    def __init__(self) -> None:
+        self.answers: dict[str | bytes, int] = {}
+        self.by_problem: dict[str, array[int]] = {}
+
+    def add(self, sample_id: str, repeat: int, answer: str | None, correct: bool) -> None:
+        ident = 0
+        if answer is not None:
+            key: str | bytes = (answer if len(answer) <= _SHORT_ANSWER else
+                                hashlib.blake2b(answer.encode("utf-8", "surrogatepass"),
+                                                digest_size=16).digest())
+            ident = self.answers.setdefault(key, len(self.answers) + 1)
+        packed = self.by_problem.get(sample_id)
+        if packed is None:
+            packed = self.by_problem[sample_id] = array("q")
+        packed.append(repeat << 33 | ident << 1 | int(correct))
+
+    def problems(self) -> Iterable[list[tuple[int | None, bool]]]:
+        """Each problem's votes in repeat order, as ``(answer id or None, correct)``."""
+        for packed in self.by_problem.values():
+            yield [((v >> 1) & 0xFFFFFFFF or None, bool(v & 1)) for v in sorted(packed)]
+
+
 class _Group:
     """Running totals of one (task, subset value) group."""
 
     __slots__ = ("attempts", "cached", "cost", "outcomes", "per_problem", "problems", "repeats",
                  "retries", "samples", "sums", "votes")
 
-    def __init__(self) -> None:
+    def __init__(self, votes: bool = True) -> None:
         self.attempts = 0
         self.repeats = 0
         self.cached = 0
         self.retries = 0
         self.problems: dict[str, list[int]] = {}  # id -> [correct, scored]
         self.per_problem: dict[str, int] = {}  # id -> attempts
-        self.votes: dict[str, list[tuple[int, str | None, bool]]] = {}  # id -> scored votes
+        self.votes: _Votes | None = _Votes() if votes else None
         self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         self.sums = {c: [0.0, 0] for c in _SUMS}
-        self.samples: dict[str, list[float]] = {c: [] for c in _PERCENTILES}
+        self.samples: dict[str, array[float]] = {c: array("d") for c in _PERCENTILES}
         self.cost: float | None = None
 
     def add(self, row: dict[str, Any]) -> None:
@@ -145,8 +185,9 @@ class _Group:
         if outcome in SCORED_OUTCOMES:
             tally[1] += 1
             tally[0] += bool(row["correct"])
-            self.votes.setdefault(row["sample_id"], []).append(
-                (int(row["repeat"]), row.get("extracted"), bool(row["correct"])))
+            if self.votes is not None:
+                self.votes.add(row["sample_id"], int(row["repeat"]), row.get("extracted"),
+                               bool(row["correct"]))
         if row.get("cached"):
             self.cached += 1
         if outcome == "error":
@@ -167,6 +208,11 @@ class _Group:
         if row.get("cost") is not None:
             self.cost = (self.cost or 0.0) + row["cost"]
 
+    def _votes(self, k: int) -> list[list[tuple[int | None, bool]]]:
+        if self.votes is None:
+            return []
+        return [v for v in self.votes.problems() if len(v) >= k]
+
     def measured(self, ks_maj: tuple[int, ...] = (), ks_pass: tuple[int, ...] = ()
                  ) -> dict[str, tuple[float, float, float]]:
         """Each metric as (value, 95% low, 95% high), clustered by problem: ``pass@1``
@@ -175,8 +221,7 @@ class _Group:
         mean, _, low, high = clustered_score(per_problem)
         out = {"pass@1": (mean, low, high)}
         for k in ks_maj:
-            values = [maj_at_k([(a, c) for _, a, c in sorted(v)], k)
-                      for v in self.votes.values() if len(v) >= k]
+            values = [maj_at_k(v, k) for v in self._votes(k)]
             if values and len(values) == len(per_problem):
                 value, _, lo, hi = clustered_score(values)
                 out[f"maj@{k}"] = (value, lo, hi)
@@ -208,17 +253,17 @@ class _Group:
             "truncation_rate": self.outcomes["truncated"] / answered if answered else _NAN,
         }
         for k in ks_maj:
-            votes = [v for v in self.votes.values() if len(v) >= k]
-            out[f"maj@{k}"] = (sum(maj_at_k([(a, c) for _, a, c in sorted(v)], k)
-                                   for v in votes) / len(votes)) if votes else _NAN
+            votes = self._votes(k)
+            out[f"maj@{k}"] = (sum(maj_at_k(v, k) for v in votes) / len(votes)
+                               if votes else _NAN)
         for column, (total, count) in self.sums.items():
             out[f"mean_{column}"] = total / count if count else _NAN
         for column, (total, count) in self.sums.items():
             if column.endswith("_tokens"):
                 out[f"total_{column}"] = int(total) if count else 0
-        for column, values in self.samples.items():
+        for column, observed in self.samples.items():
             for q in (50, 90, 99):
-                out[f"{column}_p{q}"] = percentile(values, q)
+                out[f"{column}_p{q}"] = percentile(observed, q)
         out["retries"] = self.retries
         out["resumed"] = self.cached
         out["cost"] = self.cost if self.cost is not None else _NAN
@@ -266,16 +311,30 @@ def summarize(rows: Iterable[dict[str, Any]], subsets: dict[str, tuple[str, ...]
     """
     import orjson
 
+    def votes_needed(task: str) -> bool:  # maj@k: every task without pass@k, or if asked
+        return task not in pass_k or any(m.startswith("maj@") for m in (wanted or {}).get(
+            task, ()))
+
     groups: dict[tuple[str, str, str], _Group] = {}
+    voting: dict[str, bool] = {}
     for row in rows:
         task = row["task"]
-        groups.setdefault((task, "", ""), _Group()).add(row)
+        if task not in voting:
+            voting[task] = votes_needed(task)
+        key = (task, "", "")
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(voting[task])
+        group.add(row)
         fields = (subsets or {}).get(task, ())
         if fields:
             meta = orjson.loads(row["metadata"]) if row.get("metadata") else {}
             for name in fields:
                 if meta.get(name) is not None:
-                    groups.setdefault((task, name, str(meta[name])), _Group()).add(row)
+                    subset = (task, name, str(meta[name]))
+                    if subset not in groups:  # (subset rows report no maj@k: no votes)
+                        groups[subset] = _Group(votes=False)
+                    groups[subset].add(row)
     out = []
     for t, sub, val in sorted(groups):
         group = groups[(t, sub, val)]

@@ -151,6 +151,10 @@ class Task:
         stop: stop sequences sent with every request of this task (e.g. ``("Question:",)``
             for a few-shot prompt, whose continuation would otherwise run on into invented
             questions); ``()``: none.
+        lazy_fields: bulky row fields the loader leaves on disk: ``to_sample`` gets an
+            ``evals.data.LazyField`` (``load()`` reads the value back) for each one whose
+            value is at least ``evals.data.LAZY_MIN_BYTES`` long, the value itself
+            otherwise (e.g. LiveCodeBench's private tests, read when a problem is graded).
 
     Raises:
         ValueError: ``protocols`` repeats a name, ``protocol`` is not one of them, or a
@@ -178,6 +182,7 @@ class Task:
     protocols: tuple[tuple[str, str], ...] = ()
     protocol: str | None = None
     stop: tuple[str, ...] = ()
+    lazy_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.protocols:

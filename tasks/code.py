@@ -44,11 +44,14 @@ import dataclasses
 import hashlib
 import json
 import random
+import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from evals.data import LazyField
 from evals.errors import ConfigError
 from evals.grading.code import CodeProblem, extract_code, grade_program, humaneval_program
 from evals.grading.lcb import TestCase, decode_private_tests, parse_public_tests
@@ -63,6 +66,7 @@ __all__ = [
     "humaneval",
     "lcb_prompt",
     "livecodebench",
+    "livecodebench_task",
     "release_files",
 ]
 
@@ -149,33 +153,55 @@ def lcb_prompt(question: str, starter_code: str) -> str:
     return prompt + "### Answer: (use the provided format with backticks)\n\n"
 
 
+#: A private-test field at most this long is decoded when the data loads (a handful of
+#: tiny tests, or none: LiveCodeBench's encoded empty list is 28 characters), so the sample
+#: can say how many tests it has; longer ones are decoded when the problem is graded.
+INLINE_PRIVATE_CHARS = 1024
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Entry:
     kind: str
     public: str = ""
-    private: str = ""
+    private: str | LazyField = ""
     fn_name: str | None = None
     prompt: str = ""
     test: str = ""
     entry_point: str = ""
     solution: str = ""
+    decoded_private: tuple[TestCase, ...] | None = None
+    name: str = ""
 
 
 class ProblemBank:
     """The tests of a task's problems, keyed by each sample's ``target``.
 
-    Tests can be large (LiveCodeBench's private tests reach megabytes per problem), and
-    ``target`` lands in every row of the per-attempt table, so a sample's target is a
-    short key (kind, digest, counts) and the tests stay here, private tests still in
-    their compressed form. ``to_sample`` fills the bank while the task's data loads;
-    graders and the simulator's answer writer read it. Decoded problems are kept in a
-    small LRU (the attempts of one problem are graded close together).
+    Tests can be large (LiveCodeBench's private tests reach megabytes per problem and
+    gigabytes per release), and ``target`` lands in every row of the per-attempt table, so
+    a sample's target is a short key (kind, digest, counts) and the tests stay here: the
+    public ones as their JSON, the private ones as a ``LazyField`` (a reference to the row
+    on disk, see ``evals.data``) or, for a short field, decoded at load.
+
+    Private tests are decoded when a problem is graded, once for all the attempts graded
+    while they are held: a problem is held while any of its attempts is being graded (a
+    *lease*), then kept among the most recently graded ones while their tests total at
+    most ``cache_bytes``, then dropped. The runner asks all repeats of a problem one after
+    the other, so their grades fall close together and a problem is decoded once; memory
+    holds only the problems being graded plus ``cache_bytes``, whatever the release size.
+
+    Args:
+        cache_bytes: how many bytes of decoded tests (inputs and outputs) to keep for
+            problems no attempt is grading; ``0`` drops a problem's tests as soon as its last
+            grade in progress ends.
     """
 
-    def __init__(self, cache_size: int = 8) -> None:
+    def __init__(self, cache_bytes: int = 64 << 20) -> None:
         self._entries: dict[str, _Entry] = {}
-        self._decoded: OrderedDict[str, CodeProblem] = OrderedDict()
-        self._cache_size = cache_size
+        self._in_use: dict[str, list[Any]] = {}  # key -> [problem, leases]
+        self._recent: OrderedDict[str, tuple[CodeProblem, int]] = OrderedDict()
+        self._recent_bytes = 0
+        self._cache_bytes = cache_bytes
+        self._lock = threading.Lock()  # the simulator's thread may share a bank
 
     def add(self, key: str, entry: _Entry) -> None:
         self._entries[key] = entry
@@ -183,25 +209,81 @@ class ProblemBank:
     def entry(self, key: str) -> _Entry | None:
         return self._entries.get(key)
 
+    @property
+    def held(self) -> tuple[str, ...]:
+        """The targets whose decoded tests are in memory now (graded, or kept)."""
+        with self._lock:
+            return (*self._in_use, *self._recent)
+
+    @contextmanager
+    def lease(self, key: str) -> Iterator[CodeProblem | None]:
+        """The decoded problem behind a target for the duration of a ``with`` block
+        (``None`` if it was never loaded); it is decoded now unless it is held already.
+
+        Raises:
+            DataError: the private tests cannot be read back or decoded.
+        """
+        problem = self._checkout(key)
+        try:
+            yield problem
+        finally:
+            if problem is not None:
+                self._checkin(key)
+
     def problem(self, key: str) -> CodeProblem | None:
-        """The decoded problem behind a target, or ``None`` if it was never loaded."""
-        if key in self._decoded:
-            self._decoded.move_to_end(key)
-            return self._decoded[key]
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry.kind == "humaneval":
-            problem = CodeProblem("humaneval", time_limit_s=HUMANEVAL_TIME_LIMIT_S)
-        else:
-            tests = (*parse_public_tests(entry.public),
-                     *decode_private_tests(entry.private))
-            problem = CodeProblem("functional" if entry.fn_name else "stdin", tests,
-                                  fn_name=entry.fn_name, time_limit_s=LCB_TIME_LIMIT_S)
-        self._decoded[key] = problem
-        if len(self._decoded) > self._cache_size:
-            self._decoded.popitem(last=False)
-        return problem
+        """The decoded problem behind a target, or ``None`` if it was never loaded. It is
+        kept only as ``cache_bytes`` allows; hold it with ``lease`` while it is in use."""
+        with self.lease(key) as problem:
+            return problem
+
+    def _checkout(self, key: str) -> CodeProblem | None:
+        with self._lock:
+            held = self._in_use.get(key)
+            if held is not None:
+                held[1] += 1
+                return held[0]  # type: ignore[no-any-return]
+            if key in self._recent:
+                problem, size = self._recent.pop(key)
+                self._recent_bytes -= size
+            else:
+                entry = self._entries.get(key)
+                if entry is None:
+                    return None
+                problem = _decode(entry)
+            self._in_use[key] = [problem, 1]
+            return problem
+
+    def _checkin(self, key: str) -> None:
+        with self._lock:
+            held = self._in_use[key]
+            held[1] -= 1
+            if held[1]:
+                return
+            del self._in_use[key]
+            problem: CodeProblem = held[0]
+            size = sum(len(t.input) + len(t.output) for t in problem.tests)
+            if size > self._cache_bytes:
+                return
+            self._recent[key] = (problem, size)
+            self._recent_bytes += size
+            while self._recent_bytes > self._cache_bytes:
+                _, (_, dropped) = self._recent.popitem(last=False)
+                self._recent_bytes -= dropped
+
+
+def _decode(entry: _Entry) -> CodeProblem:
+    """An entry's tests, the private ones read back and decoded now if they were not."""
+    if entry.kind == "humaneval":
+        return CodeProblem("humaneval", time_limit_s=HUMANEVAL_TIME_LIMIT_S)
+    private = entry.decoded_private
+    if private is None:
+        field = entry.private
+        raw = field.load() if isinstance(field, LazyField) else field
+        private = tuple(decode_private_tests(str(raw or ""),
+                                             where=f"{entry.name} private tests"))
+    return CodeProblem("functional" if entry.fn_name else "stdin",
+                       (*parse_public_tests(entry.public), *private),
+                       fn_name=entry.fn_name, time_limit_s=LCB_TIME_LIMIT_S)
 
 
 def _missing(sample: Sample) -> Grade:
@@ -217,19 +299,34 @@ def _lcb_sample(bank: ProblemBank) -> Callable[[Mapping[str, Any], int], Sample]
     def to_sample(row: Mapping[str, Any], index: int) -> Sample:
         qid = str(row["question_id"])
         public = str(row.get("public_test_cases") or "")
-        private = str(row.get("private_test_cases") or "")
+        field = row.get("private_test_cases") or ""
         meta_raw = row.get("metadata") or "{}"
         meta = json.loads(meta_raw) if isinstance(meta_raw, str) else dict(meta_raw)
         fn_name = meta.get("func_name") or None
         n_public = len(parse_public_tests(public, where=f"{qid} public tests"))
-        n_private = len(decode_private_tests(private, where=f"{qid} private tests"))
-        if n_public + n_private == 0:
-            raise ValueError(f"problem {qid} has no test cases")
         kind = "functional" if fn_name else "stdin"
-        digest = hashlib.sha256(f"{kind}\0{fn_name}\0{public}\0{private}".encode()).hexdigest()
-        target = (f"{kind} tests sha256:{digest[:16]} ({n_public} public + {n_private} "
-                  "private)")
-        bank.add(target, _Entry(kind, public=public, private=private, fn_name=fn_name))
+        decoded: tuple[TestCase, ...] | None = None
+        private: str | LazyField
+        if isinstance(field, LazyField):
+            private = field
+            held = f"sha256:{field.digest}"
+        else:
+            private = held = str(field)
+            if len(private) <= INLINE_PRIVATE_CHARS:
+                decoded = tuple(decode_private_tests(private, where=f"{qid} private tests"))
+        digest = hashlib.sha256(f"{kind}\0{fn_name}\0{public}\0{held}".encode()).hexdigest()
+        if decoded is not None:
+            if n_public + len(decoded) == 0:
+                raise ValueError(f"problem {qid} has no test cases")
+            tests: int | None = n_public + len(decoded)
+            counts = f"{n_public} public + {len(decoded)} private"
+        else:  # decoded when graded: the grade's details give the count
+            tests = None
+            size = field.size if isinstance(field, LazyField) else len(str(field))
+            counts = f"{n_public} public + private tests of {size} bytes encoded"
+        target = f"{kind} tests sha256:{digest[:16]} ({counts})"
+        bank.add(target, _Entry(kind, public=public, private=private, fn_name=fn_name,
+                                decoded_private=decoded, name=qid))
         contest_date = str(row["contest_date"])
         datetime.fromisoformat(contest_date.strip())  # a malformed date fails at load
         return Sample(
@@ -243,7 +340,7 @@ def _lcb_sample(bank: ProblemBank) -> Callable[[Mapping[str, Any], int], Sample]
                       ("contest_date", contest_date),
                       ("contest_id", str(row.get("contest_id", ""))),
                       ("title", str(row.get("question_title", ""))),
-                      ("kind", kind), ("tests", n_public + n_private)),
+                      ("kind", kind), ("tests", tests)),
         )
 
     return to_sample
@@ -251,16 +348,20 @@ def _lcb_sample(bank: ProblemBank) -> Callable[[Mapping[str, Any], int], Sample]
 
 def _code_grader(bank: ProblemBank, humaneval_entry: bool = False) -> Grader:
     async def grade(answer: str, sample: Sample) -> Grade:
-        problem = bank.problem(sample.target)
         entry = bank.entry(sample.target)
-        if problem is None or entry is None:
+        if entry is None:
             return _missing(sample)
         code, how = extract_code(answer)
         program = code
         if code is not None and humaneval_entry:
             program = (humaneval_program(entry.prompt, code, entry.entry_point)
                        + f"\n{entry.test}\n\ncheck({entry.entry_point})\n")
-        return await grade_program(program, problem, extracted=code, how=how)
+        # The tests are held while this grade runs (shared with the problem's other
+        # grades in progress), then released: see ProblemBank.
+        with bank.lease(sample.target) as problem:
+            if problem is None:
+                return _missing(sample)
+            return await grade_program(program, problem, extracted=code, how=how)
 
     return grade
 
@@ -303,7 +404,14 @@ def _lcb_task(bank: ProblemBank, options: Mapping[str, str]) -> Task:
         keep=_window_filter(start, stop),
         options=("release", "since", "until"),
         configure=lambda given: _lcb_task(bank, given),
+        lazy_fields=("private_test_cases",),
     )
+
+
+def livecodebench_task(bank: ProblemBank, options: Mapping[str, str] | None = None) -> Task:
+    """The ``livecodebench`` task with its tests in ``bank`` (e.g. a bank with another
+    ``cache_bytes``), configured by ``options`` (``release``, ``since``, ``until``)."""
+    return _lcb_task(bank, options or {})
 
 
 @task("livecodebench")
@@ -385,14 +493,15 @@ def _lcb_writer(bank: ProblemBank) -> Callable[[Sample, bool, random.Random, str
                                                tuple[str, str]]:
     def write(sample: Sample, correct: bool, rng: random.Random, prompt: str
               ) -> tuple[str, str]:
-        problem = bank.problem(sample.target)
-        if problem is None:
-            return "I do not know these tests.", "```python\nprint()\n```"
-        crash = not correct and rng.random() < 0.4
-        if problem.kind == "functional":
-            code = _lookup_method(problem.tests, problem.fn_name or "solve", correct, crash)
-        else:
-            code = _lookup_program(problem.tests, correct, crash)
+        with bank.lease(sample.target) as problem:
+            if problem is None:
+                return "I do not know these tests.", "```python\nprint()\n```"
+            crash = not correct and rng.random() < 0.4
+            if problem.kind == "functional":
+                code = _lookup_method(problem.tests, problem.fn_name or "solve", correct,
+                                      crash)
+            else:
+                code = _lookup_program(problem.tests, correct, crash)
         return _respond(code, rng, correct)
 
     return write

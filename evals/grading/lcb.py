@@ -38,6 +38,7 @@ __all__ = [
     "RefusedGlobal",
     "TestCase",
     "decode_private_tests",
+    "encode_private_tests",
     "parse_public_tests",
 ]
 
@@ -147,6 +148,18 @@ def decode_private_tests(field: str, *, max_bytes: int = MAX_DECODED_BYTES,
         except json.JSONDecodeError as exc:
             raise DataError(f"{where}: the unpickled string is not JSON ({exc}).") from exc
     return _as_tests(value, where)
+
+
+def encode_private_tests(tests: list[TestCase]) -> str:
+    """A ``private_test_cases`` field in LiveCodeBench's later encoding (base64 of zlib of
+    a pickled JSON string), e.g. to write a local copy or a generated file in its shape.
+
+    Example:
+        >>> encode_private_tests([])
+        'eJxrYJnKxgABPUzRsVP0ABkLAyg='
+    """
+    text = json.dumps([t._asdict() for t in tests])
+    return base64.b64encode(zlib.compress(pickle.dumps(text, protocol=4))).decode("ascii")
 
 
 def parse_public_tests(field: str, *, where: str = "public_test_cases") -> list[TestCase]:
