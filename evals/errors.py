@@ -10,6 +10,9 @@ Each message names the offending input and the fix. The hierarchy::
     │   ├── UnknownModelError  404/400 naming the model: lists what the server offers
     │   ├── EndpointUnreachable  no connection could ever be opened (refused, unresolvable)
     │   └── CertificateError   the server's TLS certificate does not verify
+    ├── RunFolderError         the run folder cannot be written
+    │   ├── RunFolderBusy      another run holds its lock
+    │   └── DiskFull           no space left on the disk that holds it
     └── RequestFailed          retries exhausted on a retryable failure (one attempt)
 
 ``RequestFailed`` is recorded per attempt as an ``error`` outcome and never counted as a
@@ -26,10 +29,13 @@ __all__ = [
     "CertificateError",
     "ConfigError",
     "DataError",
+    "DiskFull",
     "EndpointError",
     "EndpointUnreachable",
     "EvalsError",
     "RequestFailed",
+    "RunFolderBusy",
+    "RunFolderError",
     "UnknownModelError",
     "did_you_mean",
 ]
@@ -72,6 +78,19 @@ class EndpointUnreachable(EndpointError):
 class CertificateError(EndpointError):
     """The endpoint's TLS certificate does not verify against the trusted roots (certifi's,
     or those ``SSL_CERT_FILE``/``SSL_CERT_DIR`` name). Retrying cannot fix it."""
+
+
+class RunFolderError(EvalsError):
+    """The run folder cannot be written: another run holds it, or its disk is full."""
+
+
+class RunFolderBusy(RunFolderError):
+    """Another run (another process, or another run in this one) holds the folder's lock."""
+
+
+class DiskFull(RunFolderError):
+    """No space left on the disk that holds the run folder. What was committed before is
+    intact in the store, and a rerun resumes once there is space."""
 
 
 class RequestFailed(EvalsError):

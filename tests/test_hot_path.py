@@ -135,44 +135,32 @@ async def _a_commit_future_resolves_only_once_the_row_is_on_disk(tmp_path: Path)
         store.close()
 
 
-def test_answers_within_the_window_share_a_transaction_and_then_runs_after_commit(
+def test_answers_of_one_turn_share_a_transaction_and_then_runs_after_commit(
         tmp_path: Path) -> None:
-    asyncio.run(_window(tmp_path))
+    asyncio.run(_one_turn(tmp_path))
 
 
-async def _window(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite", window=0.2, max_batch=1000)
+async def _one_turn(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
     seen: list[tuple[int, set[int]]] = []
     try:
-        futures = []
-        for seed in range(3):  # three turns of the loop, inside one window
-            futures.append(store.commit_soon(
-                request_key({**BODY, "seed": seed}, 0), task="t", sample_id="s", repeat=0,
-                seed=seed, request={**BODY, "seed": seed},
-                response=Response("42", None, "stop", Usage(1, 2)),
-                then=lambda seed=seed: seen.append((seed, _rows(store.path)))))
-            await asyncio.sleep(0.01)
+        futures = [store.commit_soon(
+            request_key({**BODY, "seed": seed}, 0), task="t", sample_id="s", repeat=0,
+            seed=seed, request={**BODY, "seed": seed},
+            response=Response("42", None, "stop", Usage(1, 2)),
+            then=lambda seed=seed: seen.append((seed, _rows(store.path))))
+            for seed in range(3)]
         assert len({id(f) for f in futures}) == 1 and not seen and _rows(store.path) == set()
-        await futures[0]
+        await asyncio.sleep(0)  # no window to wait out: committed at the end of the turn
+        assert futures[0].done()
         # Each callback ran once, after the commit: its row was already visible on disk.
         assert [s for s, _ in seen] == [0, 1, 2] and all(r == {0, 1, 2} for _, r in seen)
+        later = _commit(store, 3)  # the next turn: the next transaction
+        assert later is not futures[0] and not later.done()
+        await later
+        assert _rows(store.path) == {0, 1, 2, 3}
     finally:
         store.close()
-
-
-def test_a_full_batch_commits_without_waiting_for_the_window(tmp_path: Path) -> None:
-    asyncio.run(_full_batch(tmp_path))
-
-
-async def _full_batch(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite", window=60, max_batch=10)
-    try:
-        futures = [_commit(store, seed) for seed in range(25)]
-        assert all(f.done() for f in futures[:20]) and not futures[20].done()
-        assert _rows(store.path) == set(range(20))
-    finally:
-        store.close()
-    assert _rows(tmp_path / "s.sqlite") == set(range(25))
 
 
 def test_close_writes_what_is_still_queued(tmp_path: Path) -> None:
@@ -222,7 +210,7 @@ def test_a_store_of_the_earlier_schema_is_read_and_extended(tmp_path: Path) -> N
                     orjson.dumps(Response("7", None, "stop", Usage(1, 2)))))
 
     async def extend() -> None:
-        store = Store(path, window=0)
+        store = Store(path)
         try:
             assert store.get(old) == Response("7", None, "stop", Usage(1, 2))
             await _commit(store, 2)
