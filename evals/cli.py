@@ -13,12 +13,12 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
 from evals.errors import ConfigError, EvalsError
-from evals.grading.context import GradingOptions
+from evals.grading.context import ExecutorKind, GradingOptions
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,7 +69,7 @@ def task_option_options(f: F) -> F:
 
 
 def grading_options(f: F) -> F:
-    """--grade-timeout, --grading-processes and --unsafe-no-sandbox."""
+    """--grade-timeout, --grading-processes, --unsafe-no-sandbox, --executor, --ray-address."""
     for decorator in reversed((
         click.option("--grade-timeout", type=float, default=5.0, show_default=True,
                      help="Wall limit in seconds per answer for math equivalence (graded "
@@ -80,6 +80,13 @@ def grading_options(f: F) -> F:
         click.option("--unsafe-no-sandbox", is_flag=True, default=False,
                      help="Run model-written code WITHOUT bubblewrap isolation (only if you "
                      "accept the risk)."),
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True,
+                     help="Where model-written code runs: this machine's processes, or a Ray "
+                     "cluster (needs pip install -e \".[ray]\")."),
+        click.option("--ray-address", default=None,
+                     help="Ray cluster for --executor ray, e.g. ray://head:10001 (default: "
+                     "$RAY_ADDRESS, else a local Ray instance)."),
     )):
         f = decorator(f)
     return f
@@ -105,6 +112,23 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
 
 
+def _run_interruptible(console: Any, cfg: Any, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` (the pipeline of ``cfg``); on Ctrl-C, once the run has committed every
+    answer it received and closed its files, say how many answers its folder keeps and how
+    to resume, and exit 130."""
+    try:
+        return _run_async(coro)
+    except KeyboardInterrupt:
+        from evals.runner import run_folder
+        from evals.store import stored_answers
+
+        kept = stored_answers(run_folder(cfg) / "store.sqlite")
+        count = "the" if kept is None else str(kept)
+        console.print(f"[yellow]Interrupted: {count} answers kept; rerun the same command to "
+                      "resume.[/]", highlight=False)
+        raise click.exceptions.Exit(130) from None
+
+
 def parse_data(values: tuple[str, ...] | list[str] | None, tasks: tuple[str, ...] | list[str]) -> tuple[tuple[str, Path], ...]:
     """``--data`` values as (task, path) pairs; a bare PATH needs exactly one task."""
     pairs: list[tuple[str, Path]] = []
@@ -124,9 +148,11 @@ def parse_data(values: tuple[str, ...] | list[str] | None, tasks: tuple[str, ...
 
 def _fail(exc: BaseException) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True,
-                               soft_wrap=True)
+    # Escaped: a message may hold brackets (pip install -e ".[ray]") that are not markup.
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                               markup=True, soft_wrap=True)
     raise click.exceptions.Exit(2)
 
 
@@ -294,7 +320,8 @@ def _print_published(console: Any, result: Any) -> None:
 @click.option("--profile", help="Model profile (recommended sampling and system prompt); "
               "default: the one the model name matches; 'none' for none.")
 @click.option("--provider", help="Provider preset (see `evals list`).")
-@click.option("--base-url", help="OpenAI-compatible base URL.")
+@click.option("--base-url", multiple=True, help="OpenAI-compatible base URL; repeat it to "
+              "spread the run over replicas (the least busy first, failover when one dies).")
 @click.option("--api-key-env", help="Environment variable holding the API key.")
 @click.option("--n", "n", type=int, show_default="the task's",
               help="Repeats per problem.")
@@ -333,19 +360,24 @@ def _print_published(console: Any, result: Any) -> None:
               help="Retries per request.")
 @click.option("--timeout", type=float, default=600.0, show_default=True,
               help="Seconds of silence before a retry.")
+@click.option("--max-downtime", type=float, default=300.0, show_default=True,
+              help="Seconds to wait for an endpoint that stopped answering (a restart) "
+              "before the run stops.")
 @task_option_options
 @grading_options
 def run(
-    tasks: tuple[str, ...], model: str, provider: str | None, base_url: str | None,
+    tasks: tuple[str, ...], model: str, provider: str | None, base_url: tuple[str, ...],
     api_key_env: str | None, n: int | None, limit: int | None, concurrency: int,
     data: tuple[str, ...], seed: int, out: Path | None, stream: bool,
     temperature: float | None, top_p: float | None, max_tokens: int | None,
     system_prompt: str | None, tasks_dir: tuple[Path, ...], max_retries: int,
     timeout: float, since: str | None, until: str | None, release: str | None,
     option: tuple[str, ...], grade_timeout: float, grading_processes: int | None,
-    unsafe_no_sandbox: bool, suite: str | None, profile: str | None, top_k: int | None,
+    unsafe_no_sandbox: bool, executor: str, ray_address: str | None, suite: str | None,
+    profile: str | None, top_k: int | None,
     stop: tuple[str, ...], published: tuple[Path, ...], prices: tuple[Path, ...],
     dry_run: bool, target_ci: float | None, max_cost: float | None, skip_bad_rows: bool,
+    max_downtime: float,
 ) -> None:
     """Run TASKS (or a --suite) against a model and write a run folder (rerun the same
     command to resume)."""
@@ -358,7 +390,8 @@ def run(
         from_suite = _suite_fields(suite, tasks, model, profile)
         tasks = from_suite.pop("tasks")
         cfg = RunConfig(
-            tasks=tuple(tasks), provider=provider, base_url=base_url,
+            tasks=tuple(tasks), provider=provider,
+            base_url=_base_urls(base_url, from_suite), max_downtime=max_downtime,
             api_key_env=api_key_env, n=n, limit=limit, concurrency=concurrency,
             data=parse_data(data, tasks), seed=seed, out=out, stream=stream,
             sampling=Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
@@ -366,7 +399,9 @@ def run(
             system_prompt=system_prompt, tasks_dirs=tuple(tasks_dir or ()),
             max_retries=max_retries, timeout=timeout,
             grading=GradingOptions(timeout_s=grade_timeout, processes=grading_processes,
-                                   unsafe_no_sandbox=unsafe_no_sandbox),
+                                   unsafe_no_sandbox=unsafe_no_sandbox,
+                                   executor=cast(ExecutorKind, executor),
+                                   ray_address=ray_address),
             options=task_options(since, until, release, option), stop=tuple(stop),
             published=tuple(published), prices=tuple(prices), max_cost=max_cost,
             skip_bad_rows=skip_bad_rows, **from_suite,
@@ -379,7 +414,7 @@ def run(
             return
         bar, hook = _progress_hook(console)
         with bar:
-            result = _run_async(run_pipeline(cfg, on_progress=hook))
+            result = _run_interruptible(console, cfg, run_pipeline(cfg, on_progress=hook))
     except EvalsError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -432,7 +467,17 @@ def _suite_fields(suite: str | None, tasks: tuple[str, ...], model: str | None,
         "task_n": tuple((t.name, t.n) for t in found.tasks if t.n),
         "task_max_tokens": tuple((t.name, t.max_tokens) for t in found.tasks if t.max_tokens),
         "task_options": tuple((t.name, t.options) for t in found.tasks if t.options),
+        "base_urls": found.base_urls,
     }
+
+
+def _base_urls(given: tuple[str, ...], from_suite: dict[str, Any]
+               ) -> str | tuple[str, ...] | None:
+    """``--base-url`` (repeatable) or else the suite's ``base_urls``: one URL as a string,
+    several as a tuple, none as None (``RunConfig.base_url``)."""
+    urls = tuple(given) or tuple(from_suite.pop("base_urls", ()))
+    from_suite.pop("base_urls", None)
+    return urls[0] if len(urls) == 1 else urls or None
 
 
 def _print_dry_run(console: Any, cfg: Any, target_ci: float | None) -> None:
@@ -496,7 +541,7 @@ def grade(
     model: str | None, published: tuple[Path, ...], skip_bad_rows: bool,
     tasks_dir: tuple[Path, ...], since: str | None, until: str | None, release: str | None,
     option: tuple[str, ...], grade_timeout: float, grading_processes: int | None,
-    unsafe_no_sandbox: bool,
+    unsafe_no_sandbox: bool, executor: str, ray_address: str | None,
 ) -> None:
     """Grade responses produced elsewhere, with no model call, into a run folder."""
 
@@ -508,7 +553,9 @@ def grade(
                           tasks_dirs=tuple(tasks_dir or ()),
                           grading=GradingOptions(timeout_s=grade_timeout,
                                                  processes=grading_processes,
-                                                 unsafe_no_sandbox=unsafe_no_sandbox),
+                                                 unsafe_no_sandbox=unsafe_no_sandbox,
+                                                 executor=cast(ExecutorKind, executor),
+                                                 ray_address=ray_address),
                           options=task_options(since, until, release, option),
                           stop=tuple(stop), model=model, published=tuple(published),
                           skip_bad_rows=skip_bad_rows)
@@ -600,6 +647,11 @@ def _list_suites_and_profiles(console: Any) -> None:
               help="Fraction of malformed bodies.")
 @click.option("--truncate", type=float, default=0.0, help="Fraction of truncated answers.")
 @click.option("--max-concurrent", type=int, help="Serve at most N at once; queue the rest.")
+@click.option("--limit-concurrent", type=click.IntRange(min=1),
+              help="A provider's concurrency limit: 429 with Retry-After to a request "
+              "beyond N in flight.")
+@click.option("--limit-rps", type=click.FloatRange(min=1),
+              help="A provider's rate limit: 429 beyond R requests accepted per second.")
 @click.option("--reasoning-format", default="mixed", show_default=True,
               help="mixed, reasoning_content, reasoning, mistral, think, think_brackets or "
               "none.")
@@ -616,7 +668,7 @@ def simulate(
     task: tuple[str, ...], port: int, host: str, accuracy: float, data: tuple[str, ...],
     latency_ms: float, stream_chunks: int, fault_429: float, fault_500: float,
     fault_drop: float, fault_malformed: float, truncate: float, max_concurrent: int | None,
-    reasoning_format: str, model: tuple[str, ...], api_key_env: str | None,
+    limit_concurrent: int | None, limit_rps: float | None, reasoning_format: str, model: tuple[str, ...], api_key_env: str | None,
     request_log: Path | None, seed: int, tasks_dir: tuple[Path, ...], since: str | None,
     until: str | None, release: str | None, option: tuple[str, ...],
 ) -> None:
@@ -640,6 +692,7 @@ def simulate(
             accuracy=accuracy, latency_ms=latency_ms, stream_chunks=stream_chunks,
             fault_429=fault_429, fault_500=fault_500, fault_drop=fault_drop,
             fault_malformed=fault_malformed, truncate=truncate, max_concurrent=max_concurrent,
+            limit_concurrent=limit_concurrent, limit_rps=limit_rps,
             reasoning_format=reasoning_format, models=tuple(model or ()), api_key=api_key,
             seed=seed,
         )

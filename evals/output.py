@@ -2,13 +2,16 @@
 
 Rows are appended to ``attempts.partial.jsonl`` as attempts finish (nothing is held in
 memory), then ``finalize`` turns it into ``samples.parquet`` and ``samples.jsonl`` in
-bounded batches, computes ``summary.csv``/``summary.md`` and completes ``manifest.json``.
+bounded batches, computes ``summary.csv``/``summary.md`` from the stored table (its slim
+columns, read back a batch at a time: no response text is held) and completes
+``manifest.json``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -47,6 +50,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("cached", "bool"),
     ("error", "string"),
     ("simulated", "bool"),
+    ("endpoint", "string"),
     ("metadata", "string"),
     ("messages", "string"),
 )
@@ -85,41 +89,81 @@ _SUMMARY_FIELDS = ("task", "sample_id", "repeat", "outcome", "correct", "extract
                    "ttft_s", "cost", "retries", "cached", "metadata", "simulated")
 
 
-def _write_table(partial: Path, out_dir: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Write samples.parquet and samples.jsonl; return the slim rows the summary needs
-    (no response texts, so memory stays small) and whether any answer was simulated.
+#: Bytes of partial rows converted at a time (whole rows: a chunk ends at a line's end).
+_CHUNK_BYTES = 8 << 20
 
-    The jsonl is converted by Arrow's streaming C++ reader, block by block: fast, bounded
-    in memory, and without the pandas import that Arrow's Python-object path triggers.
+
+def _chunks(path: Path, size: int = _CHUNK_BYTES) -> Iterator[bytes]:
+    """``path`` in chunks of about ``size`` bytes, each ending at the end of a line."""
+    with path.open("rb") as fh:
+        while block := fh.read(size):
+            if not block.endswith(b"\n"):
+                block += fh.readline()
+            yield block
+
+
+def _write_table(partial: Path, out_dir: Path) -> None:
+    """Write samples.parquet and samples.jsonl from the partial rows, then remove them.
+
+    The jsonl is converted by Arrow's C++ JSON parser (fast, and without the pandas
+    import that Arrow's Python-object path triggers) one chunk of whole rows at a time, so
+    memory stays bounded: Arrow's own streaming reader over the whole file reads ahead and
+    grew with the file (about 1 MB per MB of rows).
     """
     import pyarrow as pa
     import pyarrow.json as pajson
     import pyarrow.parquet as pq
 
     schema = _schema()
-    slim: list[dict[str, Any]] = []
+    parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     tmp = out_dir / "samples.parquet.tmp"
     with pq.ParquetWriter(tmp, schema) as writer:
-        if partial.stat().st_size == 0:
+        written = False
+        for chunk in _chunks(partial):
+            if not chunk.strip():
+                continue
+            table = pajson.read_json(
+                pa.BufferReader(chunk),
+                read_options=pajson.ReadOptions(block_size=len(chunk) + 1, use_threads=False),
+                parse_options=parse,
+            ).select(schema.names)
+            del chunk
+            if not table.schema.equals(schema):  # (cast imports pyarrow.compute: 0.15 s)
+                table = table.cast(schema)
+            writer.write_table(table)
+            written = True
+        if not written:
             writer.write_table(schema.empty_table())
-        else:
-            reader = pajson.open_json(
-                partial,
-                read_options=pajson.ReadOptions(block_size=4 << 20),
-                parse_options=pajson.ParseOptions(explicit_schema=schema,
-                                                  unexpected_field_behavior="ignore"),
-            )
-            for batch in reader:
-                table = pa.Table.from_batches([batch]).select(schema.names)
-                if not table.schema.equals(schema):  # (cast imports pyarrow.compute: 0.15 s)
-                    table = table.cast(schema)
-                writer.write_table(table)
-                slim.extend(table.select(list(_SUMMARY_FIELDS)).to_pylist())
     os.replace(tmp, out_dir / "samples.parquet")
     _write_jsonl(partial, out_dir / "samples.jsonl")
     partial.unlink()
-    # (Not pyarrow.compute's ``any``: importing that module costs 0.1-0.2 s.)
-    return slim, any(row["simulated"] for row in slim)
+
+
+class _Tally:
+    """What the manifest counts, taken from the rows as the summary reads them."""
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(OUTCOMES, 0)
+        self.rows = 0
+        self.simulated = False
+
+    def watch(self, rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            self.rows += 1
+            if row["outcome"] in self.counts:
+                self.counts[row["outcome"]] += 1
+            self.simulated = self.simulated or bool(row["simulated"])
+            yield row
+
+
+def _stored_rows(table: Path, batch_rows: int = 8192) -> Iterator[dict[str, Any]]:
+    """The slim columns the summary needs (no response texts), from the stored table,
+    ``batch_rows`` at a time."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(table) as stored:
+        for batch in stored.iter_batches(batch_size=batch_rows, columns=list(_SUMMARY_FIELDS)):
+            yield from batch.to_pylist()
 
 
 def _write_jsonl(partial: Path, target: Path) -> None:
@@ -167,15 +211,17 @@ def finalize(
     from evals.metrics import summarize
     from evals.report import write_summary
 
-    rows, simulated = _write_table(partial, out_dir)
-    summary = summarize(rows, subsets, pass_k, published.wanted() if published else None)
+    _write_table(partial, out_dir)
+    tally = _Tally()
+    summary = summarize(tally.watch(_stored_rows(out_dir / "samples.parquet")), subsets,
+                        pass_k, published.wanted() if published else None)
     comparisons = published.attach(summary) if published else []
     for row in summary:
         row.pop("measured", None)
     manifest["published_comparison"] = comparisons
-    manifest["simulated"] = simulated or bool(manifest.get("simulated"))
-    manifest["counts"] = {o: sum(1 for r in rows if r["outcome"] == o) for o in OUTCOMES}
-    manifest["attempts"] = len(rows)
+    manifest["simulated"] = tally.simulated or bool(manifest.get("simulated"))
+    manifest["counts"] = tally.counts
+    manifest["attempts"] = tally.rows
     write_summary(out_dir, summary, manifest, comparisons)
     write_manifest(out_dir, manifest)
     return summary

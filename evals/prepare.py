@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from evals.data import LoadedData, load_task_data
 from evals.errors import ConfigError
-from evals.providers import Endpoint, resolve_endpoint
+from evals.providers import Endpoint, resolve_endpoints
 from evals.registry import Registry, Task, configure_tasks
 from evals.settings import TaskRequest, choose_profile, task_request
 
@@ -27,7 +27,8 @@ __all__ = ["PreparedRun", "prepare_run"]
 
 @dataclass(frozen=True, slots=True)
 class PreparedRun:
-    """A run resolved and checked, nothing sent yet."""
+    """A run resolved and checked, nothing sent yet. ``endpoint`` is the first of
+    ``endpoints`` (several when ``--base-url`` is repeated)."""
 
     tasks: list[Task]
     endpoint: Endpoint
@@ -37,6 +38,7 @@ class PreparedRun:
     published: PublishedContext
     price: Price | None
     total: int
+    endpoints: tuple[Endpoint, ...] = ()
 
     def repeats(self, cfg: RunConfig) -> dict[str, int]:
         return {t.name: cfg.repeats(t.name, t.n) for t in self.tasks}
@@ -112,8 +114,10 @@ def prepare_run(cfg: RunConfig) -> PreparedRun:
             f"--data given for {', '.join(sorted(unknown))}, which is not among the tasks run "
             f"({', '.join(cfg.tasks)}). Use --data TASK=PATH with one of those."
         )
-    endpoint = resolve_endpoint(cfg.provider, cfg.base_url, cfg.api_key_env)
-    _check_url(endpoint.base_url)
+    endpoints = resolve_endpoints(cfg.provider, cfg.base_url, cfg.api_key_env)
+    for each in endpoints:
+        _check_url(each.base_url)
+    endpoint = endpoints[0]
     profile = choose_profile(cfg.profile, cfg.model)
     published_table = load_published(cfg.published)
     prices = load_prices(cfg.prices)
@@ -152,4 +156,5 @@ def prepare_run(cfg: RunConfig) -> PreparedRun:
         for t in tasks
     }
     context = PublishedContext(cfg.model, published_table, settings)
-    return PreparedRun(tasks, endpoint, loaded, profile, requests, context, price, total)
+    return PreparedRun(tasks, endpoint, loaded, profile, requests, context, price, total,
+                       endpoints)

@@ -105,6 +105,7 @@ class Response:
         retries: how many extra sends it took.
         model: the model name the endpoint reported.
         simulated: the answer came from ``evals simulate``, not a model.
+        endpoint: the base URL of the endpoint that answered (a run may have several).
     """
 
     text: str
@@ -117,6 +118,7 @@ class Response:
     retries: int = 0
     model: str | None = None
     simulated: bool = False
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

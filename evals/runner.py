@@ -16,9 +16,11 @@ import hashlib
 import platform
 import re
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,11 +35,12 @@ from evals.errors import ConfigError, DataError, EndpointError, EvalsError, Requ
 from evals.grading.context import GradingContext, GradingOptions
 from evals.output import AttemptWriter, finalize, write_manifest
 from evals.prepare import prepare_run
-from evals.providers import Endpoint
+from evals.providers import Endpoint, normalise_base_url
 from evals.records import SCORED_OUTCOMES, Attempt, Grade, Outcome, Response, Sample
 from evals.registry import Registry, Task, configure_tasks
+from evals.runlock import hold_run_folder
 from evals.settings import TaskRequest
-from evals.store import Store, request_key
+from evals.store import Store, disk_full, request_key
 
 if TYPE_CHECKING:
     from evals.pricing import Price
@@ -53,6 +56,7 @@ __all__ = [
     "grade_responses",
     "outcome_of",
     "run",
+    "run_folder",
 ]
 
 VERSION = "0.1.0"
@@ -75,7 +79,11 @@ class RunConfig:
     Attributes:
         tasks: task names.
         model: the model name sent to the endpoint.
-        provider / base_url / api_key_env: the endpoint (see ``providers.resolve_endpoint``).
+        provider / base_url / api_key_env: the endpoint (see ``providers.resolve_endpoint``);
+            ``base_url`` may list several (replicas of one server; a list or tuple), the
+            least busy answering first (``evals.endpoints``).
+        max_downtime: seconds to wait for an endpoint that stopped answering (refused
+            connections: a restart) before the run stops.
         n: repeats per problem (``None``: each task's default).
         limit: only the first ``limit`` problems of each task.
         concurrency: most requests in flight.
@@ -109,7 +117,7 @@ class RunConfig:
     tasks: tuple[str, ...]
     model: str
     provider: str | None = None
-    base_url: str | None = None
+    base_url: str | tuple[str, ...] | None = None
     api_key_env: str | None = None
     n: int | None = None
     limit: int | None = None
@@ -136,6 +144,7 @@ class RunConfig:
     prices: tuple[Path, ...] = ()
     max_cost: float | None = None
     skip_bad_rows: bool = False
+    max_downtime: float = 300.0
 
     def __post_init__(self) -> None:
         def pairs(value: Any) -> tuple[tuple[str, Any], ...]:
@@ -162,6 +171,7 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, str):
                 object.__setattr__(self, name, Path(value))
+        object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
 
     def repeats(self, task: str, default: int) -> int:
         """Repeats of ``task``: ``n`` if given, else the suite's, else the task's own."""
@@ -194,7 +204,7 @@ class RunConfig:
             "task_options": {k: dict(v) for k, v in self.task_options},
             "suite": self.suite, "published": [str(p) for p in self.published],
             "prices": [str(p) for p in self.prices], "max_cost": self.max_cost,
-            "skip_bad_rows": self.skip_bad_rows,
+            "skip_bad_rows": self.skip_bad_rows, "max_downtime": self.max_downtime,
         }
 
 
@@ -402,6 +412,7 @@ def _row(attempt: Attempt, model: str, outcome: str, grade: Grade | None,
         "retries": response.retries if response else None,
         "cached": cached, "error": error,
         "simulated": bool(response and response.simulated),
+        "endpoint": response.endpoint if response else None,
         "metadata": _metadata_json(attempt.sample.metadata),
         "messages": messages if messages is not None else _messages_json(
             None, attempt.sample.messages),
@@ -509,7 +520,35 @@ async def run(
             a task cannot prepare a problem's prompt (answers so far stay in the store).
         EndpointError: the endpoint refused the run (bad key, unknown model); everything
             answered so far is in the store, and rerunning resumes.
+        RunFolderBusy: another run holds the run folder (nothing was written there).
+        DiskFull: the disk that holds the run folder is full; what was committed is kept,
+            and rerunning resumes once there is space.
+
+    Cancelled (Ctrl-C): every answer received is committed and counted, the table closed
+    and the manifest's status is ``interrupted``; the cancellation propagates.
     """
+    with ExitStack() as held:  # the run folder's lock, taken once the folder is known
+        try:
+            return await _run(cfg, held, transport=transport, on_progress=on_progress)
+        except (OSError, sqlite3.Error) as exc:  # the table, the manifest, the summary
+            full = disk_full(run_folder(cfg), exc)
+            if full is None:
+                raise
+            raise full from exc
+
+
+def run_folder(cfg: RunConfig) -> Path:
+    """The run folder ``cfg`` writes (``--out``, else the one its identity names)."""
+    return _out_dir(cfg.out, cfg.results_dir, cfg.tasks, cfg.model, cfg.identity())
+
+
+async def _run(
+    cfg: RunConfig,
+    held: ExitStack,
+    *,
+    transport: httpx.AsyncBaseTransport | None,
+    on_progress: Callable[[Progress, ChatClient], None] | None,
+) -> RunResult:
     prepared = prepare_run(cfg)
     tasks, endpoint, loaded, total = (prepared.tasks, prepared.endpoint, prepared.loaded,
                                       prepared.total)
@@ -517,8 +556,10 @@ async def run(
 
     out_dir = _out_dir(cfg.out, cfg.results_dir, cfg.tasks, cfg.model, cfg.identity())
     writable_folder(out_dir)
+    held.enter_context(hold_run_folder(out_dir))
     manifest = _base_manifest("run", cfg.public(), loaded)
     manifest["endpoint"] = endpoint.public()
+    manifest["endpoints"] = [e.public() for e in prepared.endpoints or (endpoint,)]
     manifest["simulated"] = False
     manifest["profile"] = ({"name": prepared.profile.name,
                             "description": prepared.profile.description}
@@ -535,9 +576,10 @@ async def run(
     store = Store(out_dir / "store.sqlite")
     writer = AttemptWriter(out_dir / "attempts.partial.jsonl")
     progress = Progress(total)
-    client = ChatClient(endpoint, transport=transport, concurrency=cfg.concurrency,
+    client = ChatClient(prepared.endpoints or endpoint, transport=transport,
+                        concurrency=cfg.concurrency,
                         retry=RetryPolicy(max_retries=cfg.max_retries), timeout=cfg.timeout,
-                        seed=cfg.seed)
+                        seed=cfg.seed, max_downtime=cfg.max_downtime)
     work = _attempts(tasks, loaded, cfg, cfg.seed)
     budget = _Budget(cfg.max_cost)
     systems = {name: orjson.dumps(r.system).decode() if r.system else None
@@ -644,12 +686,17 @@ async def run(
         manifest.update(status="failed", ended=_now())
         write_manifest(out_dir, manifest)
         raise
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        _record_interrupted(store, out_dir, manifest)
+        raise
     finally:
         try:
             store.close()  # commits what is queued, and counts it
         finally:
-            writer.close()
-            await client.aclose()
+            try:
+                writer.close()  # on a full disk its last flush fails: close the client still
+            finally:
+                await client.aclose()
 
     status = ("budget" if budget.not_asked
               else "incomplete" if progress.errors or progress.unscored else "complete")
@@ -664,9 +711,17 @@ async def run(
                     attempts_resumed=progress.cached,
                     attempts_asked=progress.done - progress.cached,
                     not_scored={"error": progress.errors, "grading_failed": progress.unscored})
+    manifest["endpoints"] = client.endpoint_report()  # per endpoint: answers, down time
     summary = finalize(out_dir, writer.path, manifest, {t.name: t.subsets for t in tasks},
                        frozenset(t.name for t in tasks if t.pass_k), prepared.published)
     return RunResult(out_dir, summary, manifest, status, budget.not_asked)
+
+
+def _record_interrupted(store: Store, out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Ctrl-C: commit (and count) every answer received, then mark the run interrupted."""
+    store.close()  # the caller's own close then does nothing
+    manifest.update(status="interrupted", ended=_now(), answers_kept=len(store))
+    write_manifest(out_dir, manifest)
 
 
 def _phase_timing(wall_started: float, cpu_started: float, prefetch: _Prefetch
