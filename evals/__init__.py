@@ -37,7 +37,8 @@ if TYPE_CHECKING:
         plot_usage,
         plot_verdict_grid,
     )
-    from evals.runner import GradeConfig, RunConfig, RunResult, Sampling, grade_responses, run
+    from evals.regrade import GradeConfig, grade_responses
+    from evals.runner import RunConfig, RunResult, Sampling, run
     from evals.runs import list_runs
 
 __version__ = "0.1.0"
@@ -80,11 +81,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "GradeConfig": "evals.runner",
+    "GradeConfig": "evals.regrade",
     "RunConfig": "evals.runner",
     "RunResult": "evals.runner",
     "Sampling": "evals.runner",
-    "grade_responses": "evals.runner",
+    "grade_responses": "evals.regrade",
     "run": "evals.runner",
     "read_attempts": "evals.output",
     "Run": "evals.api",

@@ -545,7 +545,7 @@ def grade(
 ) -> None:
     """Grade responses produced elsewhere, with no model call, into a run folder."""
 
-    from evals.runner import GradeConfig, grade_responses
+    from evals.regrade import GradeConfig, grade_responses
 
     console = make_console()
     try:

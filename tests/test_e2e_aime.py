@@ -17,7 +17,8 @@ from helpers import read_log, run_sync
 
 import evals
 from evals.errors import AuthError, UnknownModelError
-from evals.runner import GradeConfig, RunConfig, grade_responses, run
+from evals.regrade import GradeConfig, grade_responses
+from evals.runner import RunConfig, run
 
 
 def _config(base_url: str, data: Path, out: Path, **kw: object) -> RunConfig:

@@ -22,7 +22,8 @@ from helpers import read_log, run_sync
 
 import evals
 from evals.errors import DataError
-from evals.runner import GradeConfig, RunConfig, grade_responses, run
+from evals.regrade import GradeConfig, grade_responses
+from evals.runner import RunConfig, run
 
 HERE = Path(__file__).parent
 GPQA_FIXTURE = HERE / "fixtures" / "gpqa_fixture.csv"

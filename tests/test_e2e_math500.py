@@ -11,7 +11,8 @@ from conftest import benchmark_path
 from helpers import run_sync
 
 from evals.grading.context import GradingOptions
-from evals.runner import GradeConfig, RunConfig, grade_responses, run
+from evals.regrade import GradeConfig, grade_responses
+from evals.runner import RunConfig, run
 
 MATH500 = "math500/test.jsonl"  # via benchmark_path
 
