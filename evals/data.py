@@ -284,8 +284,9 @@ def _batches(ds: Any) -> Iterator[list[dict[str, Any]]]:
 
 
 def _check_json_lines(path: Path) -> None:
-    """A JSON-lines file's first undecodable line, by its 1-based number, before
-    ``datasets`` reports it as a byte position."""
+    """A JSON-lines file's first undecodable line, by its 1-based number (``datasets``
+    reports only a byte position). Called once ``datasets`` has failed on the file, so a
+    good file is read once."""
     import gzip
 
     opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -306,14 +307,14 @@ def _check_json_lines(path: Path) -> None:
 
 def _load_local(path: Path) -> Any:
     fmt = _format_of(path)
-    if fmt == "json":
-        _check_json_lines(path)
     import datasets
 
     datasets.disable_progress_bars()
     try:
         ds = datasets.load_dataset(fmt, data_files=str(path), split="train")
     except Exception as exc:  # datasets raises many types for a bad file
+        if fmt == "json":
+            _check_json_lines(path)  # names the line, when a line is the problem
         raise DataError(
             f"--data {path}: could not read it as {fmt}: {type(exc).__name__}: {exc}. "
             "Check that the file is valid (one JSON object per line for jsonl)."

@@ -117,11 +117,14 @@ def _write_table(partial: Path, out_dir: Path) -> None:
     schema = _schema()
     parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     tmp = out_dir / "samples.parquet.tmp"
-    with pq.ParquetWriter(tmp, schema) as writer:
+    jsonl = out_dir / "samples.jsonl"
+    jsonl_tmp = jsonl.with_suffix(".jsonl.tmp")
+    with pq.ParquetWriter(tmp, schema) as writer, jsonl_tmp.open("wb") as nested:
         written = False
         for chunk in _chunks(partial):
             if not chunk.strip():
                 continue
+            _write_nested(chunk, nested)
             table = pajson.read_json(
                 pa.BufferReader(chunk),
                 read_options=pajson.ReadOptions(block_size=len(chunk) + 1, use_threads=False),
@@ -135,7 +138,7 @@ def _write_table(partial: Path, out_dir: Path) -> None:
         if not written:
             writer.write_table(schema.empty_table())
     os.replace(tmp, out_dir / "samples.parquet")
-    _write_jsonl(partial, out_dir / "samples.jsonl")
+    os.replace(jsonl_tmp, jsonl)
     partial.unlink()
 
 
@@ -166,20 +169,17 @@ def _stored_rows(table: Path, batch_rows: int = 8192) -> Iterator[dict[str, Any]
             yield from batch.to_pylist()
 
 
-def _write_jsonl(partial: Path, target: Path) -> None:
-    """``samples.jsonl``: the partial rows with their JSON columns as nested values, line by
-    line (memory stays bounded)."""
-    tmp = target.with_suffix(".jsonl.tmp")
-    with partial.open("rb") as src, tmp.open("wb") as dst:
-        for line in src:
-            if not line.strip():
-                continue
-            row = orjson.loads(line)
-            for column in JSON_COLUMNS:
-                if isinstance(row.get(column), str):
-                    row[column] = orjson.loads(row[column])
-            dst.write(orjson.dumps(row) + b"\n")
-    os.replace(tmp, target)
+def _write_nested(chunk: bytes, dst: IO[bytes]) -> None:
+    """One chunk of partial rows as ``samples.jsonl`` lines: the JSON columns as nested
+    values, not strings of JSON (written in the pass that writes the Parquet table)."""
+    for line in chunk.splitlines():
+        if not line.strip():
+            continue
+        row = orjson.loads(line)
+        for column in JSON_COLUMNS:
+            if isinstance(row.get(column), str):
+                row[column] = orjson.loads(row[column])
+        dst.write(orjson.dumps(row) + b"\n")
 
 
 def read_attempts(run_dir: Path, columns: list[str] | None = None) -> Any:

@@ -100,6 +100,23 @@ class Endpoint:
         return {"provider": self.provider, "base_url": self.base_url, "key_env": self.key_env}
 
 
+def _check_url(url: str) -> None:
+    """A base URL the client can use: http(s), a host, a valid port."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ConfigError(
+            f"--base-url {url!r} is not an http(s) URL with a host. Write it in full, e.g. "
+            "--base-url http://127.0.0.1:8000/v1."
+        )
+
+
 def resolve_endpoint(
     provider: str | None,
     base_url: str | None = None,
@@ -116,8 +133,9 @@ def resolve_endpoint(
         environ: the environment to read (default ``os.environ``).
 
     Raises:
-        ConfigError: unknown provider, neither provider nor URL, or a hosted provider whose
-            key variable is unset (the message names the variable, never a value).
+        ConfigError: unknown provider, neither provider nor URL, a URL that is not
+            http(s) with a host, or a hosted provider whose key variable is unset (the
+            message names the variable, never a value).
     """
     env = os.environ if environ is None else environ
     if provider is None and base_url is None:
@@ -147,6 +165,7 @@ def resolve_endpoint(
             "with --api-key-env."
         )
     url = (base_url or preset.base_url).rstrip("/")
+    _check_url(url)
     return Endpoint(
         provider=preset.name,
         base_url=url,
